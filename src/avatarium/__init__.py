@@ -1,0 +1,3 @@
+"""Avatarium Server: a self-hostable implementation of the Avatarium v1 API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""The request pipeline every API handler runs through, in the documented check order:
+
+route (Starlette) -> body size -> authentication -> permission -> rate limit -> handler
+(parameters, lookups, quota, providers).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from avatarium.api.body import parse_object, read_body
+from avatarium.api.errors import error_response
+from avatarium.api.state import AppState, state_of
+from avatarium.core.errors import (
+    AvatariumError,
+    MissingApiKeyError,
+    PermissionDeniedError,
+)
+from avatarium.keys.service import Principal
+from avatarium.limits.base import Admission
+
+Auth = Literal["required", "optional"]
+
+
+@dataclass
+class Call:
+    """One admitted API call: who makes it, its raw body, and the app's collaborators."""
+
+    request: Request
+    state: AppState
+    principal: Principal | None
+    raw_body: bytes
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def caller(self) -> Principal:
+        """The authenticated principal (only on endpoints that require a key)."""
+        assert self.principal is not None
+        return self.principal
+
+    def json_object(self, *, optional: bool = False) -> dict[str, Any]:
+        return parse_object(self.raw_body, self.request.headers.get("content-type"),
+                            optional=optional)
+
+
+def bearer_token(request: Request) -> str | None:
+    """The bearer token, ``""`` for an empty one, ``None`` when there is no header."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return header.strip() and "\0malformed"
+    return token.strip()
+
+
+async def authenticate(request: Request, state: AppState, auth: Auth) -> Principal | None:
+    token = bearer_token(request)
+    if token is None and auth == "optional":
+        return None
+    if not token:
+        raise MissingApiKeyError(
+            "No API key was given. Send 'Authorization: Bearer <key>'."
+        )
+    return await state.keys.authenticate(token)
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+def endpoint(*, auth: Auth = "required", write: bool = False) -> Callable[[Handler], Any]:
+    """Wrap a handler in the pipeline. ``write`` endpoints refuse read-only keys."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            state = state_of(request)
+            admission: Admission | None = None
+            headers: dict[str, str] = {}
+            try:
+                raw = await read_body(request) if request.method in ("POST", "PUT", "PATCH") else b""
+                principal = await authenticate(request, state, auth)
+                if principal is not None:
+                    if write and principal.scope != "full":
+                        raise PermissionDeniedError(
+                            "This key is read-only; it cannot make changes.",
+                            details={"reason": "read_only_key"},
+                        )
+                    admission = await state.gate.admit(principal)
+                    headers.update(admission.headers)
+                call = Call(request, state, principal, raw, headers)
+                response = await handler(call)
+            except AvatariumError as error:
+                response = error_response(error)
+            finally:
+                if admission is not None:
+                    await admission.release()
+            for name, value in headers.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return run
+
+    return wrap

@@ -1,0 +1,45 @@
+"""Everything one running app holds, built once in the lifespan and shared by handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from avatarium.accounts.service import AccountService
+from avatarium.avatars.catalog import AvatarCatalog
+from avatarium.conversations.service import ConversationService
+from avatarium.core.clock import Clock
+from avatarium.core.secrets import Signer
+from avatarium.core.settings import Settings
+from avatarium.keys.service import KeyService
+from avatarium.limits.base import RequestGate
+from avatarium.providers.registry import ProviderRegistry
+from avatarium.speech.service import SpeechService
+from avatarium.storage.audio import AudioStore
+from avatarium.storage.db import Database
+
+
+@dataclass
+class AppState:
+    """The app's long-lived collaborators."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    signer: Signer
+    audio: AudioStore
+    avatars: AvatarCatalog
+    providers: ProviderRegistry
+    keys: KeyService
+    accounts: AccountService
+    speech: SpeechService
+    conversations: ConversationService
+    gate: RequestGate
+
+
+def state_of(connection: HTTPConnection) -> AppState:
+    """The AppState of the app serving this request."""
+    state = connection.app.state.avatarium
+    assert isinstance(state, AppState)
+    return state

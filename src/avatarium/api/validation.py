@@ -1,0 +1,124 @@
+"""Declarative checks of JSON bodies and query strings, raising the documented 400s.
+
+A field spec says what a field must be; :func:`validate` reports the first problem found
+(missing first, then unknown fields, then each field in declared order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from avatarium.core.errors import InvalidParameterError, MissingParameterError
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", dict: "an object", int: "an integer"}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One accepted body field."""
+
+    name: str
+    type: type
+    required: bool = False
+    max_length: int | None = None
+    not_blank: bool = False  # "" and whitespace-only are rejected as "empty"
+    allowed: Sequence[str] | None = None
+
+
+def _type_ok(value: Any, expected: type) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def check_field(spec: Field, value: Any, path: str | None = None) -> None:
+    """Raise the 400 for ``value`` if it breaks ``spec``."""
+    name = path or spec.name
+    if not _type_ok(value, spec.type):
+        raise InvalidParameterError(
+            name, "invalid_type", f"{name} must be {_TYPE_NAMES.get(spec.type, spec.type.__name__)}."
+        )
+    if isinstance(value, str):
+        if spec.not_blank and not value.strip():
+            raise InvalidParameterError(name, "empty", f"{name} must not be empty.")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise InvalidParameterError(
+                name, "too_long", f"{name} must be at most {spec.max_length} characters.",
+                max_length=spec.max_length,
+            )
+        if spec.allowed is not None and value not in spec.allowed:
+            raise InvalidParameterError(
+                name, "not_allowed", f"{name} must be one of: {', '.join(spec.allowed)}.",
+                allowed=list(spec.allowed),
+            )
+
+
+def validate(body: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]:
+    """The body's known fields, checked; absent and null optional fields are left out."""
+    for spec in fields:
+        if spec.required and body.get(spec.name) is None:
+            raise MissingParameterError(spec.name)
+    known = {spec.name for spec in fields}
+    for name in body:
+        if name not in known:
+            raise InvalidParameterError(
+                name, "unknown_field", f"{name} is not a recognised field.",
+            )
+    clean: dict[str, Any] = {}
+    for spec in fields:
+        value = body.get(spec.name)
+        if value is None:
+            continue
+        check_field(spec, value)
+        clean[spec.name] = value
+    return clean
+
+
+def validate_metadata(value: dict[str, Any]) -> dict[str, str]:
+    """Up to 16 string keys of at most 40 characters, with string values of at most 500."""
+    if len(value) > 16:
+        raise InvalidParameterError(
+            "metadata", "too_long", "metadata holds at most 16 keys.", max_length=16
+        )
+    for key, item in value.items():
+        if len(key) == 0:
+            raise InvalidParameterError("metadata", "empty", "metadata keys must not be empty.")
+        if len(key) > 40:
+            raise InvalidParameterError(
+                f"metadata.{key[:40]}", "too_long", "metadata keys are at most 40 characters.",
+                max_length=40,
+            )
+        check_field(Field(key, str, max_length=500), item, path=f"metadata.{key}")
+    return dict(value)
+
+
+def query_int(
+    params: Mapping[str, str], name: str, default: int, low: int, high: int
+) -> int:
+    """An integer query parameter within [low, high]."""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameterError(name, "invalid_type", f"{name} must be an integer.") from None
+    if not low <= value <= high:
+        raise InvalidParameterError(
+            name, "out_of_range", f"{name} must be between {low} and {high}.",
+            minimum=low, maximum=high,
+        )
+    return value
+
+
+def query_choice(
+    params: Mapping[str, str], name: str, allowed: Sequence[str], default: str | None = None
+) -> str | None:
+    """A query parameter restricted to ``allowed``."""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    check_field(Field(name, str, allowed=allowed), raw)
+    return raw

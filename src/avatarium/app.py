@@ -1,0 +1,114 @@
+"""``create_app(settings)``: the ASGI application, its routes and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from avatarium.accounts.service import AccountService
+from avatarium.api import health
+from avatarium.api.errors import handle_avatarium_error, handle_http_exception
+from avatarium.api.request_context import RequestContextMiddleware
+from avatarium.api.state import AppState
+from avatarium.avatars import router as avatars_router
+from avatarium.avatars.catalog import AvatarCatalog
+from avatarium.conversations import router as conversations_router
+from avatarium.conversations.idempotency import IdempotencyStore
+from avatarium.conversations.service import ConversationService
+from avatarium.core.clock import Clock, SystemClock
+from avatarium.core.errors import AvatariumError
+from avatarium.core.secrets import Signer, load_or_create_secret
+from avatarium.core.settings import Settings
+from avatarium.keys.service import KeyService
+from avatarium.limits.base import RequestGate, UnlimitedGate
+from avatarium.providers.registry import EMBEDDED_AI, ProviderRegistry
+from avatarium.speech import router as speech_router
+from avatarium.speech.service import SpeechService
+from avatarium.storage.audio import LocalAudioStore
+from avatarium.storage.db import Database
+
+log = logging.getLogger("avatarium")
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def build_state(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    providers: ProviderRegistry | None = None,
+    gate: RequestGate | None = None,
+) -> AppState:
+    """Wire the app's collaborators from settings (no I/O beyond reading the secret)."""
+    clock = clock or SystemClock()
+    secret_value = settings.secret_key.get_secret_value() if settings.secret_key else None
+    signer = Signer(load_or_create_secret(secret_value, settings.data_dir))
+    db = Database(settings.resolved_database_url())
+    audio = LocalAudioStore(settings.data_dir / "audio")
+    avatars = AvatarCatalog(settings.avatars_file)
+    providers = providers or ProviderRegistry(settings)
+    speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
+    idempotency = IdempotencyStore(db, clock, settings.idempotency_ttl_s)
+    conversations = ConversationService(
+        db, clock, settings, avatars, providers, speech, idempotency
+    )
+    return AppState(
+        settings=settings, db=db, clock=clock, signer=signer, audio=audio, avatars=avatars,
+        providers=providers, keys=KeyService(db, signer, clock),
+        accounts=AccountService(db, clock), speech=speech, conversations=conversations,
+        gate=gate or UnlimitedGate(),
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    providers: ProviderRegistry | None = None,
+    gate: RequestGate | None = None,
+    migrate: bool = True,
+) -> Starlette:
+    """The Avatarium ASGI app. The lifespan migrates the database and loads the model."""
+    state = build_state(settings, clock=clock, providers=providers, gate=gate)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if migrate:
+            await state.db.migrate()
+        embedded = state.providers.llm(EMBEDDED_AI)
+        if embedded is not None and hasattr(embedded, "engine"):
+            embedded.engine()  # load the model before the first request, not during it
+        try:
+            yield
+        finally:
+            await state.db.dispose()
+
+    app = Starlette(
+        routes=[
+            *health.routes,
+            *avatars_router.routes,
+            *conversations_router.routes,
+            *speech_router.routes,
+            Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
+        ],
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={
+            AvatariumError: handle_avatarium_error,
+            HTTPException: handle_http_exception,
+        },
+        lifespan=lifespan,
+    )
+    app.state.avatarium = state
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` and multi-worker serving."""
+    return create_app(Settings())

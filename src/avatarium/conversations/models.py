@@ -1,0 +1,72 @@
+"""Conversations, their messages, and stored idempotent responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from avatarium.storage.base import Base, UTCDateTime
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_owner_created", "account_id", "mode", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    avatar_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    ai_provider: Mapped[str] = mapped_column(String(40))
+    tts_provider: Mapped[str] = mapped_column(String(40))
+    voice_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    system_prompt: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    byok_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    ai_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    tts_characters: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(10))
+    content: Mapped[str] = mapped_column(Text)
+    reply_to: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    audio_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    speech: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    ai_provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    ai_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    tts_characters: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdempotentResponse(Base):
+    """A request made with an ``Idempotency-Key``: in progress, or its stored answer."""
+
+    __tablename__ = "idempotent_responses"
+    __table_args__ = (UniqueConstraint("account_id", "mode", "idempotency_key", "endpoint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(String(300))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,218 @@
+"""Sending a message: the reply as one internal event stream, stored atomically at the end.
+
+``prepare`` does every check that can fail before any output (so streaming transports can
+still answer with a plain HTTP error); ``run`` yields ``TextDelta``/``Usage``/``AudioChunk``
+events and ends with ``Done`` (the stored reply) or ``ErrorEvent`` (nothing stored).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from avatarium.conversations.idempotency import Attempt
+from avatarium.conversations.models import Conversation, Message
+from avatarium.conversations.prompt import build_prompt
+from avatarium.conversations.schemas import message_json
+from avatarium.conversations.service import ConversationService
+from avatarium.core.errors import (
+    AIProviderError,
+    AvatariumError,
+    ConversationNotFoundError,
+    InvalidRequestError,
+)
+from avatarium.core.events import AudioChunk, Done, ErrorEvent, ReplyEvent, TextDelta, Usage
+from avatarium.core.ids import new_id
+from avatarium.core.timing import current_timings
+from avatarium.keys.service import Principal
+from avatarium.limits.base import Reservation
+from avatarium.providers.errors import FailureCategory, ProviderError
+from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider
+from avatarium.providers.selection import Selected, select_llm, select_tts
+from avatarium.providers.tts.base import Speech, TTSProvider
+from avatarium.speech.models import AudioClip
+
+
+def ended_error() -> InvalidRequestError:
+    return InvalidRequestError(
+        "This conversation has ended; start a new one.",
+        details={"reason": "conversation_ended"},
+    )
+
+
+def ai_failure(error: ProviderError) -> AIProviderError:
+    """A provider-neutral failure as the documented ``ai_provider_error``."""
+    return AIProviderError(
+        error.provider, error.category.value, error.category.retryable,
+        f"The AI provider failed: {error.message}",
+    )
+
+
+@dataclass
+class PreparedSend:
+    """A send that passed every check; ``run`` produces and stores the reply."""
+
+    principal: Principal
+    conversation: Conversation
+    content: str
+    prompt: list[ChatMessage]
+    llm: Selected[LLMProvider]
+    tts: Selected[TTSProvider] | None
+    voice_id: str
+    base_url: str
+    reservation: Reservation
+    attempt: Attempt | None = None
+    started_at: Any = field(default=None)
+
+
+class ReplyService:
+    """Produces and stores replies."""
+
+    def __init__(self, conversations: ConversationService) -> None:
+        self._c = conversations
+
+    async def prepare(
+        self,
+        principal: Principal,
+        conversation: Conversation,
+        content: str,
+        want_speech: bool,
+        base_url: str,
+        reservation: Reservation,
+    ) -> PreparedSend:
+        if conversation.status == "ended":
+            raise ended_error()
+        providers = self._c.providers
+        llm = select_llm(providers, conversation.ai_provider, principal.mode)
+        tts = select_tts(providers, conversation.tts_provider, principal.mode) if want_speech else None
+        voice_id = conversation.voice_id or ""
+        if tts is not None and tts.name != conversation.tts_provider:
+            # Sandbox stand-in: keep the avatar's voice for that engine when it has one.
+            avatar = self._c.avatars.get(conversation.avatar_id)
+            fallback = avatar.voices.get(tts.name) if avatar else None
+            voice_id = voice_id if await tts.provider.has_voice(voice_id) else (
+                fallback or tts.provider.default_voice)
+        async with self._c.db.read() as session:
+            history = (
+                await session.execute(
+                    select(Message)
+                    .where(Message.conversation_id == conversation.id)
+                    .order_by(Message.seq)
+                )
+            ).scalars().all()
+        prompt = build_prompt(llm.provider, conversation.system_prompt, history, content)
+        return PreparedSend(
+            principal, conversation, content, prompt, llm, tts, voice_id, base_url, reservation,
+            started_at=self._c.clock.now(),
+        )
+
+    async def run(self, send: PreparedSend) -> AsyncIterator[ReplyEvent]:
+        """The reply's events. Never raises an API error: a failure is the last event."""
+        clip: AudioClip | None = None
+        succeeded = False
+        try:
+            parts: list[str] = []
+            ai_tokens = 0
+            async for event in self._generate(send):
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    yield event
+                else:
+                    ai_tokens = event.ai_tokens
+            text = "".join(parts).strip()
+            if not text:
+                raise ai_failure(ProviderError(
+                    FailureCategory.BAD_RESPONSE, send.llm.name, "the model returned no text"))
+            yield Usage(ai_tokens=ai_tokens)
+            speech: Speech | None = None
+            if send.tts is not None and send.tts.provider.produces_audio:
+                speech = await self._c.speech.synthesize(send.tts.provider, text, send.voice_id)
+                yield AudioChunk(0, text, speech.mp3, speech.duration_ms, speech.visemes,
+                                 speech.words)
+                yield Usage(ai_tokens=ai_tokens, tts_characters=speech.characters)
+                clip = await self._c.speech.save(
+                    speech, account_id=send.principal.account_id, mode=send.principal.mode,
+                    conversation_id=send.conversation.id,
+                )
+            stored = await self._store(send, text, ai_tokens, speech, clip)
+            succeeded = True
+            await send.reservation.commit()
+            yield Done(stored)
+        except AvatariumError as error:
+            yield ErrorEvent(error)
+        finally:
+            if not succeeded:
+                # Nothing of a failed or cancelled reply may remain.
+                if clip is not None:
+                    await self._c.speech.store.delete(clip.storage_key)
+                await send.reservation.release()
+                if send.attempt is not None:
+                    await self._c.idempotency.abandon(send.attempt)
+
+    async def _generate(self, send: PreparedSend) -> AsyncIterator[TextDelta | Usage]:
+        timings = current_timings.get()
+        stream = send.llm.provider.stream(ChatRequest(send.prompt, send.conversation.model))
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    event = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except ProviderError as error:
+                    raise ai_failure(error) from error
+                finally:
+                    if timings is not None:
+                        timings.add("ai", (time.perf_counter() - started) * 1000.0)
+                yield event
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _store(
+        self, send: PreparedSend, text: str, ai_tokens: int, speech: Speech | None,
+        clip: AudioClip | None,
+    ) -> dict[str, Any]:
+        """Store the user message and the reply together, or nothing at all."""
+        c = self._c
+        async with c.db.write() as session:
+            conversation = await session.get(Conversation, send.conversation.id,
+                                              with_for_update=True)
+            if conversation is None:
+                raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
+            if conversation.status == "ended":
+                raise ended_error()
+            now = c.clock.now()
+            seq = conversation.message_count
+            user = Message(
+                id=new_id("msg"), conversation_id=conversation.id, seq=seq, role="user",
+                content=send.content, ai_tokens=0, tts_characters=0,
+                created_at=send.started_at or now,
+            )
+            tts_chars = speech.characters if speech else 0
+            speech_hint = None
+            if send.tts is not None and not send.tts.provider.produces_audio:
+                speech_hint = {"provider": send.tts.name, "voice_id": send.voice_id, "text": text}
+            reply = Message(
+                id=new_id("msg"), conversation_id=conversation.id, seq=seq + 1,
+                role="assistant", content=text, reply_to=user.id,
+                audio_id=clip.id if clip else None, speech=speech_hint,
+                ai_provider=send.llm.name, ai_tokens=ai_tokens, tts_characters=tts_chars,
+                created_at=now,
+            )
+            if clip is not None:
+                session.add(clip)
+                await session.flush()
+            session.add_all([user, reply])
+            conversation.message_count = seq + 2
+            conversation.ai_tokens += ai_tokens
+            conversation.tts_characters += tts_chars
+            conversation.updated_at = now
+            body = message_json(reply, clip, c.speech, send.base_url)
+            if send.attempt is not None:
+                await c.idempotency.complete(session, send.attempt, 200, json.dumps(body))
+        return body

@@ -1,0 +1,138 @@
+"""HTTP routes for conversations and messages (thin: parse, call the service, encode)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.errors import error_response
+from avatarium.api.urls import base_url
+from avatarium.api.validation import validate
+from avatarium.conversations.idempotency import Attempt, Replay, body_fingerprint, key_from
+from avatarium.conversations.replies import ReplyService
+from avatarium.conversations.schemas import SEND_FIELDS
+from avatarium.core.errors import InvalidParameterError
+from avatarium.core.events import Done, ErrorEvent
+
+def _replay(replay: Replay) -> Response:
+    return Response(
+        replay.body, status_code=replay.status_code, media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+async def _claim(call: Call, body: dict[str, Any]) -> Attempt | Replay | None:
+    key = key_from(call.request.headers)
+    if key is None:
+        return None
+    endpoint_name = f"{call.request.method} {call.request.url.path}"
+    return await call.state.conversations.idempotency.claim(
+        call.caller, key, endpoint_name, body_fingerprint(body)
+    )
+
+@endpoint(write=True)
+async def create_conversation(call: Call) -> Response:
+    body = call.json_object()
+    claimed = await _claim(call, body)
+    if isinstance(claimed, Replay):
+        return _replay(claimed)
+    try:
+        result = await call.state.conversations.create(call.caller, body, claimed)
+    except BaseException:
+        if claimed is not None:
+            await call.state.conversations.idempotency.abandon(claimed)
+        raise
+    return JSONResponse(result)
+
+@endpoint()
+async def list_conversations(call: Call) -> Response:
+    return JSONResponse(
+        await call.state.conversations.list(call.caller, call.request.query_params)
+    )
+
+@endpoint()
+async def get_conversation(call: Call) -> Response:
+    conversation_id = call.request.path_params["conversation_id"]
+    return JSONResponse(
+        await call.state.conversations.get(call.caller, conversation_id, base_url(call.request))
+    )
+
+@endpoint(write=True)
+async def delete_conversation(call: Call) -> Response:
+    conversation_id = call.request.path_params["conversation_id"]
+    return JSONResponse(await call.state.conversations.delete(call.caller, conversation_id))
+
+@endpoint(write=True)
+async def end_conversation(call: Call) -> Response:
+    call.json_object(optional=True)
+    conversation_id = call.request.path_params["conversation_id"]
+    return JSONResponse(await call.state.conversations.end(call.caller, conversation_id))
+
+@endpoint(write=True)
+async def send_message(call: Call) -> Response:
+    state = call.state
+    body = call.json_object()
+    fields = validate(body, SEND_FIELDS)
+    if fields.get("stream"):
+        raise InvalidParameterError(
+            "stream", "not_allowed", "Streamed replies are not available on this server yet.",
+            allowed=[False],
+        )
+    conversation_id = call.request.path_params["conversation_id"]
+    conversation = await state.conversations.load(call.caller, conversation_id)
+    claimed = await _claim(call, body)
+    if isinstance(claimed, Replay):
+        return _replay(claimed)
+    replies = ReplyService(state.conversations)
+    try:
+        reservation = await state.gate.reserve(call.caller)
+        prepared = await replies.prepare(
+            call.caller, conversation, fields["content"], fields.get("tts", True),
+            base_url(call.request), reservation,
+        )
+    except BaseException:
+        if claimed is not None:
+            await state.conversations.idempotency.abandon(claimed)
+        raise
+    prepared.attempt = claimed
+    # The non-streamed reply is the event stream collected.
+    async for event in replies.run(prepared):
+        if isinstance(event, Done):
+            return JSONResponse(event.message)
+        if isinstance(event, ErrorEvent):
+            return error_response(event.error)
+    raise RuntimeError("reply stream ended without Done or ErrorEvent")
+
+@endpoint()
+async def list_messages(call: Call) -> Response:
+    params = call.request.path_params
+    return JSONResponse(
+        await call.state.conversations.list_messages(
+            call.caller, params["conversation_id"], call.request.query_params,
+            base_url(call.request),
+        )
+    )
+
+@endpoint()
+async def get_message(call: Call) -> Response:
+    params = call.request.path_params
+    return JSONResponse(
+        await call.state.conversations.get_message(
+            call.caller, params["conversation_id"], params["message_id"], base_url(call.request)
+        )
+    )
+
+routes = [
+    Route("/v1/conversations", create_conversation, methods=["POST"]),
+    Route("/v1/conversations", list_conversations, methods=["GET"]),
+    Route("/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
+    Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
+    Route("/v1/conversations/{conversation_id}/end", end_conversation, methods=["POST"]),
+    Route("/v1/conversations/{conversation_id}/messages", send_message, methods=["POST"]),
+    Route("/v1/conversations/{conversation_id}/messages", list_messages, methods=["GET"]),
+    Route("/v1/conversations/{conversation_id}/messages/{message_id}", get_message,
+          methods=["GET"]),
+]
+

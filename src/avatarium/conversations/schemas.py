@@ -1,0 +1,93 @@
+"""Wire shapes of conversations and messages, and the fields their requests accept."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from avatarium.api.validation import Field
+from avatarium.conversations.models import Conversation, Message
+from avatarium.core.clock import rfc3339
+from avatarium.speech.models import AudioClip
+from avatarium.speech.service import SpeechService
+
+MAX_CONTENT = 5_000
+MAX_SYSTEM_PROMPT = 2_000
+
+CREATE_FIELDS = [
+    Field("avatar_id", str, required=True, not_blank=True, max_length=100),
+    Field("ai_provider", str, not_blank=True, max_length=40),
+    Field("tts_provider", str, not_blank=True, max_length=40),
+    Field("voice_id", str, not_blank=True, max_length=200),
+    Field("model", str, not_blank=True, max_length=200),
+    Field("system_prompt", str, not_blank=True, max_length=MAX_SYSTEM_PROMPT),
+    Field("metadata", dict),
+    Field("byok", dict),
+]
+
+SEND_FIELDS = [
+    Field("content", str, required=True, not_blank=True, max_length=MAX_CONTENT),
+    Field("stream", bool),
+    Field("tts", bool),
+]
+
+
+def status_of(conversation: Conversation, now: datetime, idle_after_s: int) -> str:
+    """``ended``, ``idle`` (no message for a while) or ``active``."""
+    if conversation.status == "ended":
+        return "ended"
+    if now - conversation.updated_at >= timedelta(seconds=idle_after_s):
+        return "idle"
+    return "active"
+
+
+def conversation_json(conversation: Conversation, now: datetime, idle_after_s: int
+                      ) -> dict[str, Any]:
+    """The conversation object (without messages)."""
+    body: dict[str, Any] = {
+        "id": conversation.id,
+        "object": "conversation",
+        "avatar_id": conversation.avatar_id,
+        "status": status_of(conversation, now, idle_after_s),
+        "created_at": rfc3339(conversation.created_at),
+        "updated_at": rfc3339(conversation.updated_at),
+        "config": {
+            "ai_provider": conversation.ai_provider,
+            "tts_provider": conversation.tts_provider,
+            "voice_id": conversation.voice_id,
+            "model": conversation.model,
+            "sandbox": conversation.mode == "test",
+        },
+        "byok_enabled": conversation.byok_secret is not None,
+        "metadata": dict(conversation.metadata_ or {}),
+        "message_count": conversation.message_count,
+        "usage": {
+            "ai_tokens": conversation.ai_tokens,
+            "tts_characters": conversation.tts_characters,
+        },
+    }
+    if conversation.ended_at is not None:
+        body["ended_at"] = rfc3339(conversation.ended_at)
+    return body
+
+
+def message_json(
+    message: Message, clip: AudioClip | None, speech: SpeechService, base_url: str
+) -> dict[str, Any]:
+    """The message object; a stored clip gets a freshly signed URL on every read."""
+    audio = speech.audio_json(base_url, clip) if clip is not None else None
+    body: dict[str, Any] = {
+        "id": message.id,
+        "object": "message",
+        "conversation_id": message.conversation_id,
+        "role": message.role,
+        "content": message.content,
+        "audio_url": audio["url"] if audio else None,
+        "audio": audio,
+        "reply_to": message.reply_to,
+        "created_at": rfc3339(message.created_at),
+        "usage": {"ai_tokens": message.ai_tokens, "tts_characters": message.tts_characters},
+    }
+    if message.speech is not None:
+        body["speech"] = dict(message.speech)
+    return body

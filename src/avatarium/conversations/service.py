@@ -1,0 +1,281 @@
+"""Conversations: create, read, list, end and delete, scoped to one account and mode."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, select
+
+from avatarium.api.validation import query_choice, query_int, validate, validate_metadata
+from avatarium.avatars.catalog import AvatarCatalog
+from avatarium.conversations.idempotency import Attempt, IdempotencyStore
+from avatarium.conversations.models import Conversation, Message
+from avatarium.conversations.schemas import CREATE_FIELDS, conversation_json, message_json
+from avatarium.core.clock import Clock
+from avatarium.core.errors import (
+    AvatarNotFoundError,
+    ConversationNotFoundError,
+    InvalidParameterError,
+    MessageNotFoundError,
+)
+from avatarium.core.ids import new_id
+from avatarium.core.settings import Settings
+from avatarium.keys.service import Principal
+from avatarium.providers.registry import ProviderRegistry
+from avatarium.providers.selection import select_llm, select_tts
+from avatarium.speech.models import AudioClip
+from avatarium.speech.service import SpeechService
+from avatarium.storage.db import Database
+
+STATUSES = ("active", "idle", "ended")
+
+
+def owned(query: Select[Any], principal: Principal) -> Select[Any]:
+    """Restrict a conversation query to the caller's account and mode."""
+    return query.where(
+        Conversation.account_id == principal.account_id, Conversation.mode == principal.mode
+    )
+
+
+class ConversationService:
+    """Conversation resources. Sending lives in :mod:`avatarium.conversations.replies`."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        avatars: AvatarCatalog,
+        providers: ProviderRegistry,
+        speech: SpeechService,
+        idempotency: IdempotencyStore,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.avatars = avatars
+        self.providers = providers
+        self.speech = speech
+        self.idempotency = idempotency
+
+    def render(self, conversation: Conversation) -> dict[str, Any]:
+        return conversation_json(conversation, self.clock.now(), self.settings.idle_after_s)
+
+    async def create(
+        self, principal: Principal, body: Mapping[str, Any], attempt: Attempt | None
+    ) -> dict[str, Any]:
+        fields = validate(body, CREATE_FIELDS)
+        metadata = validate_metadata(fields["metadata"]) if "metadata" in fields else {}
+        if "byok" in fields:
+            raise InvalidParameterError(
+                "byok", "not_configured",
+                "Bring-your-own-key needs a cloud provider adapter; none is installed.",
+            )
+        # Parameters before lookups (the documented check order): explicit providers first.
+        for name, select in (("ai_provider", select_llm), ("tts_provider", select_tts)):
+            if name in fields:
+                select(self.providers, fields[name], principal.mode, name)  # type: ignore[operator]
+        avatar = self.avatars.get(fields["avatar_id"])
+        if avatar is None:
+            raise AvatarNotFoundError(
+                f"No avatar {fields['avatar_id']!r}.", details={"field": "avatar_id"}
+            )
+        ai_name = fields.get("ai_provider") or avatar.defaults.get(
+            "ai_provider", self.settings.default_ai_provider)
+        tts_name = fields.get("tts_provider") or avatar.defaults.get(
+            "tts_provider", self.settings.default_tts_provider)
+        llm = select_llm(self.providers, ai_name, principal.mode)
+        tts = select_tts(self.providers, tts_name, principal.mode)
+        voice_id = fields.get("voice_id") or avatar.voices.get(tts_name) or tts.provider.default_voice
+        if "voice_id" in fields and tts.name == tts_name and not await tts.provider.has_voice(voice_id):
+            voices = [v.id for v in await tts.provider.voices()]
+            raise InvalidParameterError(
+                "voice_id", "not_allowed", f"{tts_name} has no voice {voice_id!r}.",
+                allowed=voices,
+            )
+        now = self.clock.now()
+        conversation = Conversation(
+            id=new_id("conv"), account_id=principal.account_id, mode=principal.mode,
+            avatar_id=avatar.id, status="active", ai_provider=ai_name, tts_provider=tts_name,
+            voice_id=voice_id, model=fields.get("model") or llm.provider.default_model,
+            system_prompt=fields.get("system_prompt") or avatar.personality,
+            metadata_=metadata, message_count=0, ai_tokens=0, tts_characters=0,
+            created_at=now, updated_at=now,
+        )
+        async with self.db.write() as session:
+            session.add(conversation)
+            body_out = self.render(conversation)
+            if attempt is not None:
+                await self.idempotency.complete(session, attempt, 200, json.dumps(body_out))
+        return body_out
+
+    async def load(self, principal: Principal, conversation_id: str) -> Conversation:
+        """The caller's conversation, or 404 (other accounts' and modes' look absent)."""
+        async with self.db.read() as session:
+            conversation = (
+                await session.execute(
+                    owned(select(Conversation), principal).where(
+                        Conversation.id == conversation_id
+                    )
+                )
+            ).scalar_one_or_none()
+        if conversation is None:
+            raise ConversationNotFoundError(
+                f"No conversation {conversation_id!r}.", details={"field": "conversation_id"}
+            )
+        return conversation
+
+    async def get(self, principal: Principal, conversation_id: str, base_url: str
+                  ) -> dict[str, Any]:
+        conversation = await self.load(principal, conversation_id)
+        async with self.db.read() as session:
+            rows = (
+                await session.execute(
+                    select(Message, AudioClip)
+                    .outerjoin(AudioClip, AudioClip.id == Message.audio_id)
+                    .where(Message.conversation_id == conversation.id)
+                    .order_by(Message.seq)
+                )
+            ).all()
+        body = self.render(conversation)
+        body["messages"] = [message_json(m, c, self.speech, base_url) for m, c in rows]
+        return body
+
+    async def list(self, principal: Principal, params: Mapping[str, str]) -> dict[str, Any]:
+        limit = query_int(params, "limit", 20, 1, 100)
+        status = query_choice(params, "status", STATUSES)
+        avatar_id = params.get("avatar_id")
+        cursor = params.get("starting_after")
+        query = owned(select(Conversation), principal)
+        if avatar_id is not None:
+            query = query.where(Conversation.avatar_id == avatar_id)
+        cutoff = self.clock.now() - timedelta(seconds=self.settings.idle_after_s)
+        if status == "ended":
+            query = query.where(Conversation.status == "ended")
+        elif status == "active":
+            query = query.where(Conversation.status == "active", Conversation.updated_at > cutoff)
+        elif status == "idle":
+            query = query.where(Conversation.status == "active", Conversation.updated_at <= cutoff)
+        async with self.db.read() as session:
+            if cursor is not None:
+                anchor = (
+                    await session.execute(
+                        owned(select(Conversation.created_at), principal).where(
+                            Conversation.id == cursor
+                        )
+                    )
+                ).scalar_one_or_none()
+                if anchor is None:
+                    raise InvalidParameterError(
+                        "starting_after", "not_allowed",
+                        "starting_after must be the id of a conversation in this list.",
+                    )
+                query = query.where(
+                    (Conversation.created_at < anchor)
+                    | and_(Conversation.created_at == anchor, Conversation.id < cursor)
+                )
+            rows = (
+                await session.execute(
+                    query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
+                    .limit(limit + 1)
+                )
+            ).scalars().all()
+        return page([self.render(c) for c in rows], limit)
+
+    async def end(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
+        await self.load(principal, conversation_id)
+        async with self.db.write() as session:
+            conversation = await session.get(Conversation, conversation_id, with_for_update=True)
+            if conversation is None:
+                raise ConversationNotFoundError(f"No conversation {conversation_id!r}.")
+            if conversation.status != "ended":
+                now = self.clock.now()
+                conversation.status = "ended"
+                conversation.ended_at = now
+                conversation.updated_at = now
+            return self.render(conversation)
+
+    async def delete(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
+        await self.load(principal, conversation_id)
+        async with self.db.write() as session:
+            keys = (
+                await session.execute(
+                    select(AudioClip.storage_key).where(
+                        AudioClip.conversation_id == conversation_id
+                    )
+                )
+            ).scalars().all()
+            await session.execute(delete(Message).where(Message.conversation_id == conversation_id))
+            await session.execute(
+                delete(AudioClip).where(AudioClip.conversation_id == conversation_id)
+            )
+            await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+        for key in keys:  # after the commit: a failed delete must not leave rows without audio
+            await self.speech.store.delete(key)
+        return {"id": conversation_id, "object": "conversation", "deleted": True}
+
+    async def list_messages(
+        self, principal: Principal, conversation_id: str, params: Mapping[str, str],
+        base_url: str,
+    ) -> dict[str, Any]:
+        limit = query_int(params, "limit", 20, 1, 100)
+        order = query_choice(params, "order", ("asc", "desc"), "asc")
+        cursor = params.get("starting_after")
+        conversation = await self.load(principal, conversation_id)
+        query = (
+            select(Message, AudioClip)
+            .outerjoin(AudioClip, AudioClip.id == Message.audio_id)
+            .where(Message.conversation_id == conversation.id)
+        )
+        async with self.db.read() as session:
+            if cursor is not None:
+                anchor = (
+                    await session.execute(
+                        select(Message.seq).where(
+                            Message.conversation_id == conversation.id, Message.id == cursor
+                        )
+                    )
+                ).scalar_one_or_none()
+                if anchor is None:
+                    raise InvalidParameterError(
+                        "starting_after", "not_allowed",
+                        "starting_after must be the id of a message in this list.",
+                    )
+                query = query.where(Message.seq > anchor if order == "asc" else Message.seq < anchor)
+            ordering = Message.seq.asc() if order == "asc" else Message.seq.desc()
+            rows = (await session.execute(query.order_by(ordering).limit(limit + 1))).all()
+        return page([message_json(m, c, self.speech, base_url) for m, c in rows], limit)
+
+    async def get_message(
+        self, principal: Principal, conversation_id: str, message_id: str, base_url: str
+    ) -> dict[str, Any]:
+        conversation = await self.load(principal, conversation_id)
+        async with self.db.read() as session:
+            row = (
+                await session.execute(
+                    select(Message, AudioClip)
+                    .outerjoin(AudioClip, AudioClip.id == Message.audio_id)
+                    .where(Message.conversation_id == conversation.id, Message.id == message_id)
+                )
+            ).first()
+        if row is None:
+            raise MessageNotFoundError(
+                f"No message {message_id!r} in this conversation.",
+                details={"field": "message_id"},
+            )
+        return message_json(row[0], row[1], self.speech, base_url)
+
+
+def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A list envelope from ``limit + 1`` fetched items."""
+    has_more = len(items) > limit
+    data = items[:limit]
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": has_more,
+        "next_cursor": data[-1]["id"] if has_more and data else None,
+    }

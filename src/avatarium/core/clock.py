@@ -1,0 +1,55 @@
+"""Time, behind a small interface so that idle status and expiry can be tested exactly."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Source of the current time."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    """The real wall clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to; for tests and simulations."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    """RFC 3339 UTC with milliseconds, e.g. ``2025-01-15T10:00:00.123Z``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; we store UTC everywhere, so tag them."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def monotonic_ms() -> float:
+    """Milliseconds on the monotonic clock."""
+    return time.perf_counter() * 1000.0

@@ -1,0 +1,49 @@
+"""Server settings: one pydantic-settings tree, read from ``AVATARIUM_*`` variables.
+
+Settings are built explicitly (``Settings()``) and passed to ``create_app``; nothing reads the
+environment at import time, so tests and embedders can run several apps side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. Each field maps to ``AVATARIUM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="AVATARIUM_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Embedded database, audio, secret.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite.")
+    redis_url: str | None = Field(default=None, description="Shared limiter backend (later).")
+    secret_key: SecretStr | None = Field(default=None, description="HMAC / encryption secret.")
+    public_base_url: str | None = Field(default=None, description="Base of audio URLs.")
+    avatars_file: Path | None = Field(default=None, description="Extra avatar presets (JSON).")
+
+    default_ai_provider: str = "local"
+    default_tts_provider: str = "espeak"
+
+    provider_timeout_s: float = 30.0
+    provider_max_retries: int = 2
+
+    # Embedded model: bounded replies keep a 2-core machine responsive.
+    local_threads: int = Field(default=2, ge=1, le=64)
+    local_context_tokens: int = Field(default=2048, ge=256, le=32768)
+    local_max_tokens: int = Field(default=96, ge=1, le=4096)
+    local_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    local_model_path: Path | None = None
+
+    audio_url_ttl_s: int = Field(default=86_400, ge=60)
+    idle_after_s: int = Field(default=1_800, ge=1)
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or SQLite inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'avatarium.db').resolve()}"

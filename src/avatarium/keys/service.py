@@ -1,0 +1,139 @@
+"""Creating, listing, revoking and checking API keys."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from avatarium.accounts.models import Account
+from avatarium.core.clock import Clock
+from avatarium.core.errors import ExpiredApiKeyError, InvalidApiKeyError
+from avatarium.core.ids import new_id, random_base62
+from avatarium.core.secrets import Signer
+from avatarium.keys.models import ApiKey
+from avatarium.storage.db import Database
+
+KEY_PATTERN = re.compile(r"^av_(live|test)_[0-9A-Za-z]{32}$")
+PREFIX_LENGTH = 12  # "av_test_" plus four characters: enough to recognise, useless to guess
+MODES = ("live", "test")
+SCOPES = ("full", "read")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key, its account and the data partition (mode) it sees."""
+
+    key_id: str
+    account_id: str
+    account_name: str
+    tier: str
+    mode: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A key just created; ``secret`` is shown once and never stored."""
+
+    record: ApiKey
+    secret: str
+    account: Account
+
+
+def generate_key(mode: str) -> str:
+    """A new ``av_<mode>_`` key with 32 random base62 characters."""
+    return f"av_{mode}_{random_base62(32)}"
+
+
+class KeyService:
+    """API keys over the database; only keyed hashes are stored."""
+
+    def __init__(self, db: Database, signer: Signer, clock: Clock) -> None:
+        self._db = db
+        self._signer = signer
+        self._clock = clock
+
+    async def create(
+        self,
+        account: Account,
+        *,
+        mode: str = "test",
+        scope: str = "full",
+        name: str | None = None,
+        expires_in: timedelta | None = None,
+    ) -> IssuedKey:
+        if mode not in MODES or scope not in SCOPES:
+            raise ValueError("mode must be live|test and scope full|read")
+        secret = generate_key(mode)
+        now = self._clock.now()
+        record = ApiKey(
+            id=new_id("key"),
+            account_id=account.id,
+            mode=mode,
+            scope=scope,
+            name=name,
+            prefix=secret[:PREFIX_LENGTH],
+            key_hash=self._signer.hash_api_key(secret),
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+        async with self._db.write() as session:
+            session.add(record)
+        return IssuedKey(record=record, secret=secret, account=account)
+
+    async def list(self, account_name: str | None = None) -> list[tuple[ApiKey, Account]]:
+        query = select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id)
+        if account_name is not None:
+            query = query.where(Account.name == account_name)
+        async with self._db.read() as session:
+            rows = (await session.execute(query.order_by(ApiKey.created_at))).all()
+        return [(row[0], row[1]) for row in rows]
+
+    async def revoke(self, key_id: str) -> bool:
+        """Revoke a key; takes effect on the next request (keys are never cached)."""
+        async with self._db.write() as session:
+            record = await session.get(ApiKey, key_id)
+            if record is None:
+                return False
+            if record.revoked_at is None:
+                record.revoked_at = self._clock.now()
+            return True
+
+    async def count(self) -> int:
+        async with self._db.read() as session:
+            return len((await session.execute(select(ApiKey.id).limit(1))).all())
+
+    async def authenticate(self, raw_key: str) -> Principal:
+        """The principal behind ``raw_key``, or the documented 401."""
+        if not KEY_PATTERN.match(raw_key):
+            raise InvalidApiKeyError("The API key is malformed.")
+        digest = self._signer.hash_api_key(raw_key)
+        async with self._db.read() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey, Account)
+                    .join(Account, Account.id == ApiKey.account_id)
+                    .where(ApiKey.key_hash == digest)
+                )
+            ).first()
+        if row is None:
+            raise InvalidApiKeyError("The API key is unknown or revoked.")
+        key, account = row[0], row[1]
+        # The lookup was by hash; compare again in constant time as defence in depth.
+        if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+            raise InvalidApiKeyError("The API key is unknown or revoked.")
+        if key.expires_at is not None and key.expires_at <= self._clock.now():
+            raise ExpiredApiKeyError("The API key has expired.")
+        return Principal(
+            key_id=key.id,
+            account_id=account.id,
+            account_name=account.name,
+            tier=account.tier,
+            mode=key.mode,
+            scope=key.scope,
+        )
+

@@ -1,0 +1,38 @@
+"""Provider-neutral failures: adapters turn vendor and transport errors into these."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureCategory(StrEnum):
+    """Why a provider call failed; decides retry and the client-facing ``reason``."""
+
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    RATE_LIMITED = "rate_limited"
+    AUTH_FAILED = "auth_failed"
+    BAD_RESPONSE = "bad_response"
+
+    @property
+    def retryable(self) -> bool:
+        return self in (FailureCategory.TIMEOUT, FailureCategory.UNAVAILABLE,
+                        FailureCategory.RATE_LIMITED)
+
+
+class ProviderError(Exception):
+    """A provider call failed for ``category``; ``retry_after`` is the vendor's hint in seconds."""
+
+    def __init__(
+        self,
+        category: FailureCategory,
+        provider: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.category = category
+        self.provider = provider
+        self.message = message
+        self.retry_after = retry_after

@@ -1,0 +1,90 @@
+"""``local``: the embedded model as an LLM provider, streaming off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from avatarium.core.events import TextDelta, Usage
+from avatarium.core.settings import Settings
+from avatarium.providers.errors import FailureCategory, ProviderError
+from avatarium.providers.llm.base import ChatMessage, ChatRequest
+from avatarium.providers.registry import ProviderSpec
+from avatarium.providers.llm.local_engine import (
+    MODEL_NAME,
+    LocalEngine,
+    bundled_model_path,
+    chatml,
+    shared_engine,
+)
+
+_END = object()
+
+
+class LocalProvider:
+    """SmolLM2 in-process. Generation runs in a worker thread; tokens reach the event loop
+    through a queue, and leaving the iteration early stops the model at the next token."""
+
+    name = "local"
+    default_model = MODEL_NAME
+
+    def __init__(self, settings: Settings) -> None:
+        self._model_path: Path = settings.local_model_path or bundled_model_path()
+        self._threads = settings.local_threads
+        self.context_tokens = settings.local_context_tokens
+        self.max_reply_tokens = settings.local_max_tokens
+        self._temperature = settings.local_temperature
+
+    def engine(self) -> LocalEngine:
+        """The loaded model (first call loads it)."""
+        return shared_engine(self._model_path, self._threads, self.context_tokens)
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return len(self.engine().tokenize(chatml([(m.role, m.content) for m in messages])))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        cancelled = threading.Event()
+        prompt = chatml([(m.role, m.content) for m in request.messages])
+        engine = self.engine()
+
+        def run() -> None:
+            try:
+                counts = engine.generate(
+                    prompt,
+                    self.max_reply_tokens,
+                    self._temperature,
+                    lambda text: loop.call_soon_threadsafe(queue.put_nowait, TextDelta(text)),
+                    cancelled,
+                )
+                loop.call_soon_threadsafe(queue.put_nowait, Usage(ai_tokens=sum(counts)))
+            except Exception as exc:  # surfaced to the consumer as a provider failure
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        worker = loop.run_in_executor(None, run)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, Exception):
+                    raise ProviderError(
+                        FailureCategory.BAD_RESPONSE, self.name, f"embedded model failed: {item}"
+                    ) from item
+                assert isinstance(item, TextDelta | Usage)
+                yield item
+        finally:
+            cancelled.set()
+            await asyncio.shield(worker)
+
+
+def _build(settings: Settings) -> LocalProvider:
+    return LocalProvider(settings)
+
+
+SPEC = ProviderSpec(name="local", kind="llm", build=_build)

@@ -1,0 +1,90 @@
+"""Provider registry: built-ins and plugins register through the same entry-point group.
+
+A plugin package declares, in its own ``pyproject.toml``::
+
+    [project.entry-points."avatarium.providers"]
+    myllm = "my_package.module:SPEC"
+
+where ``SPEC`` is a :class:`ProviderSpec`. ``build(settings)`` returns the provider, or
+``None`` when it is not configured (for example, its API key is unset).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Literal
+
+from avatarium.core.settings import Settings
+from avatarium.providers.llm.base import LLMProvider
+from avatarium.providers.tts.base import TTSProvider
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "avatarium.providers"
+# Names the API documents; a documented name without an installed adapter is "not configured".
+DOCUMENTED_AI = ("groq", "openai", "gemini", "anthropic", "local")
+DOCUMENTED_TTS = ("google", "elevenlabs", "browser", "espeak")
+EMBEDDED_AI = "local"
+EMBEDDED_TTS = "espeak"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """How to build one provider from settings."""
+
+    name: str
+    kind: Literal["llm", "tts"]
+    build: Callable[[Settings], LLMProvider | TTSProvider | None]
+
+
+class ProviderRegistry:
+    """The providers one app can use, built lazily and cached."""
+
+    def __init__(self, settings: Settings, *, load_plugins: bool = True) -> None:
+        self._settings = settings
+        self._specs: dict[tuple[str, str], ProviderSpec] = {}
+        self._built: dict[tuple[str, str], LLMProvider | TTSProvider | None] = {}
+        if load_plugins:
+            for point in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    spec = point.load()
+                except Exception:
+                    log.exception("provider plugin %s failed to load", point.name)
+                    continue
+                if isinstance(spec, ProviderSpec):
+                    self.register(spec)
+                else:
+                    log.error("entry point %s is not a ProviderSpec", point.name)
+
+    def register(self, spec: ProviderSpec) -> None:
+        """Add or replace a provider."""
+        self._specs[(spec.kind, spec.name)] = spec
+        self._built.pop((spec.kind, spec.name), None)
+
+    def names(self, kind: Literal["llm", "tts"]) -> list[str]:
+        """Every name a client may use: documented ones and registered plugins."""
+        documented = DOCUMENTED_AI if kind == "llm" else DOCUMENTED_TTS
+        extra = sorted(name for k, name in self._specs if k == kind and name not in documented)
+        return [*documented, *extra]
+
+    def _get(self, kind: Literal["llm", "tts"], name: str) -> LLMProvider | TTSProvider | None:
+        key = (kind, name)
+        if key not in self._built:
+            spec = self._specs.get(key)
+            self._built[key] = spec.build(self._settings) if spec else None
+        return self._built[key]
+
+    def llm(self, name: str) -> LLMProvider | None:
+        """The configured LLM provider ``name``, or ``None`` if not configured."""
+        provider = self._get("llm", name)
+        assert provider is None or isinstance(provider, LLMProvider)
+        return provider
+
+    def tts(self, name: str) -> TTSProvider | None:
+        """The configured TTS provider ``name``, or ``None`` if not configured."""
+        provider = self._get("tts", name)
+        assert provider is None or isinstance(provider, TTSProvider)
+        return provider

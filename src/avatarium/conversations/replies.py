@@ -7,7 +7,6 @@ events and ends with ``Done`` (the stored reply) or ``ErrorEvent`` (nothing stor
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from avatarium.core.errors import (
 from avatarium.core.events import AudioChunk, Done, ErrorEvent, ReplyEvent, TextDelta, Usage
 from avatarium.core.ids import new_id
 from avatarium.core.timing import current_timings
+from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.limits.base import Reservation
 from avatarium.providers.errors import FailureCategory, ProviderError
@@ -214,5 +214,5 @@ class ReplyService:
             conversation.updated_at = now
             body = message_json(reply, clip, c.speech, send.base_url)
             if send.attempt is not None:
-                await c.idempotency.complete(session, send.attempt, 200, json.dumps(body))
+                await c.idempotency.complete(session, send.attempt, 200, wire_json(body))
         return body

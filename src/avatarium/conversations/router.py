@@ -17,6 +17,7 @@ from avatarium.conversations.schemas import SEND_FIELDS
 from avatarium.core.errors import InvalidParameterError
 from avatarium.core.events import Done, ErrorEvent
 
+
 def _replay(replay: Replay) -> Response:
     return Response(
         replay.body, status_code=replay.status_code, media_type="application/json",

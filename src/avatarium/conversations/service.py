@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from avatarium.core.errors import (
 )
 from avatarium.core.ids import new_id
 from avatarium.core.settings import Settings
+from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.providers.registry import ProviderRegistry
 from avatarium.providers.selection import select_llm, select_tts
@@ -109,7 +109,7 @@ class ConversationService:
             session.add(conversation)
             body_out = self.render(conversation)
             if attempt is not None:
-                await self.idempotency.complete(session, attempt, 200, json.dumps(body_out))
+                await self.idempotency.complete(session, attempt, 200, wire_json(body_out))
         return body_out
 
     async def load(self, principal: Principal, conversation_id: str) -> Conversation:

@@ -11,7 +11,6 @@ from avatarium.providers.llm.base import LLMProvider
 from avatarium.providers.registry import EMBEDDED_AI, EMBEDDED_TTS, ProviderRegistry
 from avatarium.providers.tts.base import TTSProvider
 
-
 P = TypeVar("P")
 
 

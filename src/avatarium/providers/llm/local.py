@@ -11,7 +11,6 @@ from avatarium.core.events import TextDelta, Usage
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.llm.base import ChatMessage, ChatRequest
-from avatarium.providers.registry import ProviderSpec
 from avatarium.providers.llm.local_engine import (
     MODEL_NAME,
     LocalEngine,
@@ -19,6 +18,7 @@ from avatarium.providers.llm.local_engine import (
     chatml,
     shared_engine,
 )
+from avatarium.providers.registry import ProviderSpec
 
 _END = object()
 

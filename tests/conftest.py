@@ -71,9 +71,7 @@ def test_settings(data_dir: Path, database_url: str | None = None, **extra: obje
     return Settings(**values)  # type: ignore[arg-type]
 
 
-async def start_api(
-    backend: str, data_dir: Path, database_url: str | None
-) -> AsyncIterator[Api]:
+async def start_api(backend: str, data_dir: Path, database_url: str | None) -> AsyncIterator[Api]:
     settings = test_settings(data_dir, database_url)
     clock = OffsetClock()
     app = create_app(settings, clock=clock, providers=ProviderRegistry(settings))

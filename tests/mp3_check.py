@@ -19,7 +19,7 @@ def mp3_duration_ms(data: bytes) -> float:
     samples = 0
     rate = 0
     while position + 4 <= len(data):
-        header = int.from_bytes(data[position:position + 4], "big")
+        header = int.from_bytes(data[position : position + 4], "big")
         if header >> 21 != 0x7FF:
             raise ValueError(f"lost frame sync at byte {position}")
         version = (header >> 19) & 3

@@ -48,7 +48,11 @@ class Api:
         return state
 
     async def key(
-        self, *, account: str | None = None, mode: str = "test", scope: str = "full",
+        self,
+        *,
+        account: str | None = None,
+        mode: str = "test",
+        scope: str = "full",
         expires_in: timedelta | None = None,
     ) -> str:
         self.counter[0] += 1
@@ -95,8 +99,9 @@ class ScriptedLLM:
     context_tokens = 4096
     max_reply_tokens = 64
 
-    def __init__(self, name: str, text: str = "Hello from the plugin.",
-                 fail: BaseException | None = None) -> None:
+    def __init__(
+        self, name: str, text: str = "Hello from the plugin.", fail: BaseException | None = None
+    ) -> None:
         self.name = name
         self.text = text
         self.fail = fail

@@ -15,8 +15,11 @@ async def test_create_defaults_to_the_embedded_engines(api: Api) -> None:
     assert body["object"] == "conversation"
     assert body["status"] == "active"
     assert body["config"] == {
-        "ai_provider": "local", "tts_provider": "espeak", "voice_id": "en-us+f3",
-        "model": "smollm2-135m-instruct", "sandbox": True,
+        "ai_provider": "local",
+        "tts_provider": "espeak",
+        "voice_id": "en-us+f3",
+        "model": "smollm2-135m-instruct",
+        "sandbox": True,
     }
     assert body["metadata"] == {"user": "u-1"}
     assert body["byok_enabled"] is False
@@ -82,8 +85,9 @@ async def test_idle_after_thirty_minutes(api: Api) -> None:
     assert (await api.client.get(url, headers=api.auth(key))).json()["status"] == "idle"
     idle = await api.client.get(f"{CONVERSATIONS}?status=idle", headers=api.auth(key))
     assert conversation["id"] in [c["id"] for c in idle.json()["data"]]
-    sent = await api.client.post(f"{url}/messages", json={"content": "Still there?", "tts": False},
-                                 headers=api.auth(key))
+    sent = await api.client.post(
+        f"{url}/messages", json={"content": "Still there?", "tts": False}, headers=api.auth(key)
+    )
     assert sent.status_code == 200
     assert (await api.client.get(url, headers=api.auth(key))).json()["status"] == "active"
 
@@ -92,37 +96,47 @@ async def test_delete_removes_messages_and_audio(api: Api) -> None:
     key = await api.key()
     conversation = await api.conversation(key)
     url = f"{CONVERSATIONS}/{conversation['id']}"
-    reply = (await api.client.post(f"{url}/messages", json={"content": "Hi"},
-                                   headers=api.auth(key))).json()
+    reply = (
+        await api.client.post(f"{url}/messages", json={"content": "Hi"}, headers=api.auth(key))
+    ).json()
     audio_url = reply["audio_url"].removeprefix("http://testserver")
     assert (await api.client.get(audio_url)).status_code == 200
     deleted = await api.client.delete(url, headers=api.auth(key))
     assert deleted.json() == {"id": conversation["id"], "object": "conversation", "deleted": True}
     assert_error(await api.client.get(url, headers=api.auth(key)), 404, "conversation_not_found")
-    assert_error(await api.client.get(f"{url}/messages", headers=api.auth(key)), 404,
-                 "conversation_not_found")
+    assert_error(
+        await api.client.get(f"{url}/messages", headers=api.auth(key)),
+        404,
+        "conversation_not_found",
+    )
     assert_error(await api.client.get(audio_url), 404, "not_found")
-    assert_error(await api.client.delete(url, headers=api.auth(key)), 404,
-                 "conversation_not_found")
+    assert_error(await api.client.delete(url, headers=api.auth(key)), 404, "conversation_not_found")
 
 
 async def test_other_accounts_and_modes_see_nothing(api: Api) -> None:
     owner = await api.key(mode="test")
     conversation = await api.conversation(owner)
     url = f"{CONVERSATIONS}/{conversation['id']}"
-    reply = (await api.client.post(f"{url}/messages", json={"content": "Hello"},
-                                   headers=api.auth(owner))).json()
+    reply = (
+        await api.client.post(f"{url}/messages", json={"content": "Hello"}, headers=api.auth(owner))
+    ).json()
     message_url = f"{url}/messages/{reply['id']}"
     audio_url = reply["audio_url"].removeprefix("http://testserver")
     same_account_live = await api.key(account=await _account_of(api, owner), mode="live")
     stranger = await api.key(mode="test")
     for other in (same_account_live, stranger):
-        for method, path in [("GET", url), ("GET", f"{url}/messages"), ("GET", message_url),
-                             ("POST", f"{url}/end"), ("DELETE", url)]:
+        for method, path in [
+            ("GET", url),
+            ("GET", f"{url}/messages"),
+            ("GET", message_url),
+            ("POST", f"{url}/end"),
+            ("DELETE", url),
+        ]:
             response = await api.client.request(method, path, headers=api.auth(other))
             assert_error(response, 404, "conversation_not_found")
-        response = await api.client.post(f"{url}/messages", json={"content": "hijack"},
-                                         headers=api.auth(other))
+        response = await api.client.post(
+            f"{url}/messages", json={"content": "hijack"}, headers=api.auth(other)
+        )
         assert_error(response, 404, "conversation_not_found")
         listed = await api.client.get(CONVERSATIONS, headers=api.auth(other))
         assert conversation["id"] not in [c["id"] for c in listed.json()["data"]]

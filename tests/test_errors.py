@@ -29,8 +29,13 @@ async def test_invalid_api_key_malformed_unknown_and_revoked(api: Api) -> None:
     key = await api.key()
     assert (await api.client.get(CONVERSATIONS, headers=api.auth(key))).status_code == 200
     records = await api.state.keys.list()
-    key_id = next(k.id for k, _ in records if key.startswith(k.prefix) and k.revoked_at is None
-                  and api.state.signer.hash_api_key(key) == k.key_hash)
+    key_id = next(
+        k.id
+        for k, _ in records
+        if key.startswith(k.prefix)
+        and k.revoked_at is None
+        and api.state.signer.hash_api_key(key) == k.key_hash
+    )
     assert await api.state.keys.revoke(key_id)
     response = await api.client.get(CONVERSATIONS, headers=api.auth(key))
     assert_error(response, 401, "invalid_api_key")
@@ -81,12 +86,12 @@ async def test_missing_parameters(api: Api) -> None:
     key = await api.key()
     response = await api.client.post(CONVERSATIONS, json={}, headers=api.auth(key))
     assert_error(response, 400, "missing_parameter", field="avatar_id", reason="missing")
-    response = await api.client.post(CONVERSATIONS, json={"avatar_id": None},
-                                     headers=api.auth(key))
+    response = await api.client.post(CONVERSATIONS, json={"avatar_id": None}, headers=api.auth(key))
     assert_error(response, 400, "missing_parameter", field="avatar_id")
     conversation = await api.conversation(key)
     response = await api.client.post(
-        f"{CONVERSATIONS}/{conversation['id']}/messages", json={"tts": False},
+        f"{CONVERSATIONS}/{conversation['id']}/messages",
+        json={"tts": False},
         headers=api.auth(key),
     )
     assert_error(response, 400, "missing_parameter", field="content", reason="missing")
@@ -98,18 +103,24 @@ async def test_invalid_parameters(api: Api) -> None:
     create = [
         ({"avatar_id": 7}, "avatar_id", "invalid_type", key),
         ({"avatar_id": "   "}, "avatar_id", "empty", key),
-        ({"avatar_id": "aria-001", "system_prompt": "x" * 2001}, "system_prompt", "too_long",
-         key),
+        ({"avatar_id": "aria-001", "system_prompt": "x" * 2001}, "system_prompt", "too_long", key),
         ({"avatar_id": "aria-001", "ai_provider": "skynet"}, "ai_provider", "not_allowed", key),
         ({"avatar_id": "aria-001", "tts_provider": "morse"}, "tts_provider", "not_allowed", key),
-        ({"avatar_id": "aria-001", "ai_provider": "openai"}, "ai_provider", "not_configured",
-         live),
-        ({"avatar_id": "aria-001", "tts_provider": "elevenlabs"}, "tts_provider",
-         "not_configured", live),
+        ({"avatar_id": "aria-001", "ai_provider": "openai"}, "ai_provider", "not_configured", live),
+        (
+            {"avatar_id": "aria-001", "tts_provider": "elevenlabs"},
+            "tts_provider",
+            "not_configured",
+            live,
+        ),
         ({"avatar_id": "aria-001", "colour": "red"}, "colour", "unknown_field", key),
         ({"avatar_id": "aria-001", "metadata": "x"}, "metadata", "invalid_type", key),
-        ({"avatar_id": "aria-001", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata",
-         "too_long", key),
+        (
+            {"avatar_id": "aria-001", "metadata": {f"k{i}": "v" for i in range(17)}},
+            "metadata",
+            "too_long",
+            key,
+        ),
         ({"avatar_id": "aria-001", "metadata": {"k": 1}}, "metadata.k", "invalid_type", key),
         ({"avatar_id": "aria-001", "metadata": {"k": "v" * 501}}, "metadata.k", "too_long", key),
         ({"avatar_id": "aria-001", "voice_id": "klingon"}, "voice_id", "not_allowed", key),
@@ -118,10 +129,14 @@ async def test_invalid_parameters(api: Api) -> None:
         response = await api.client.post(CONVERSATIONS, json=body, headers=api.auth(used))
         assert_error(response, 400, "invalid_parameter", field=field, reason=reason)
     error = assert_error(
-        await api.client.post(CONVERSATIONS, json={"avatar_id": "aria-001",
-                                                   "system_prompt": "x" * 2001},
-                              headers=api.auth(key)),
-        400, "invalid_parameter")
+        await api.client.post(
+            CONVERSATIONS,
+            json={"avatar_id": "aria-001", "system_prompt": "x" * 2001},
+            headers=api.auth(key),
+        ),
+        400,
+        "invalid_parameter",
+    )
     assert error["details"]["max_length"] == 2000
 
     conversation = await api.conversation(key)
@@ -137,28 +152,33 @@ async def test_invalid_parameters(api: Api) -> None:
         response = await api.client.post(send, json=body, headers=api.auth(key))
         assert_error(response, 400, "invalid_parameter", field=field, reason=reason)
     for query, field, reason in [
-        ("limit=0", "limit", "out_of_range"), ("limit=101", "limit", "out_of_range"),
-        ("limit=ten", "limit", "invalid_type"), ("status=sleeping", "status", "not_allowed"),
+        ("limit=0", "limit", "out_of_range"),
+        ("limit=101", "limit", "out_of_range"),
+        ("limit=ten", "limit", "invalid_type"),
+        ("status=sleeping", "status", "not_allowed"),
         ("starting_after=conv_missing", "starting_after", "not_allowed"),
     ]:
         response = await api.client.get(f"{CONVERSATIONS}?{query}", headers=api.auth(key))
         assert_error(response, 400, "invalid_parameter", field=field, reason=reason)
     response = await api.client.get(f"{send}?order=sideways", headers=api.auth(key))
     assert_error(response, 400, "invalid_parameter", field="order", reason="not_allowed")
-    response = await api.client.post(send, json={"content": "hi"},
-                                     headers={**api.auth(key), "Idempotency-Key": "k" * 256})
+    response = await api.client.post(
+        send, json={"content": "hi"}, headers={**api.auth(key), "Idempotency-Key": "k" * 256}
+    )
     assert_error(response, 400, "invalid_parameter", field="Idempotency-Key")
 
 
 async def test_not_found_codes(api: Api) -> None:
     key = await api.key()
-    response = await api.client.post(CONVERSATIONS, json={"avatar_id": "nobody-999"},
-                                      headers=api.auth(key))
+    response = await api.client.post(
+        CONVERSATIONS, json={"avatar_id": "nobody-999"}, headers=api.auth(key)
+    )
     assert_error(response, 404, "avatar_not_found", field="avatar_id")
     assert_error(await api.client.get("/v1/avatars/nobody-999"), 404, "avatar_not_found")
     assert_error(await api.client.get("/v1/avatars/nobody-999/model"), 404, "avatar_not_found")
-    response = await api.client.get(f"{CONVERSATIONS}/conv_doesnotexist00000000",
-                                    headers=api.auth(key))
+    response = await api.client.get(
+        f"{CONVERSATIONS}/conv_doesnotexist00000000", headers=api.auth(key)
+    )
     assert_error(response, 404, "conversation_not_found")
     conversation = await api.conversation(key)
     response = await api.client.get(
@@ -178,8 +198,9 @@ async def test_method_not_allowed(api: Api) -> None:
 
 async def test_request_too_large(api: Api) -> None:
     big = json.dumps({"avatar_id": "aria-001", "metadata": {"k": "x" * 70_000}})
-    response = await api.client.post(CONVERSATIONS, content=big,
-                                      headers={"Content-Type": "application/json"})
+    response = await api.client.post(
+        CONVERSATIONS, content=big, headers={"Content-Type": "application/json"}
+    )
     # Body size is checked before authentication.
     assert_error(response, 413, "request_too_large", limit=65536)
 
@@ -188,25 +209,29 @@ async def test_check_order(api: Api) -> None:
     # route before everything: an unknown route with no key is 404, not 401
     assert_error(await api.client.post("/v1/nowhere", content=b"x" * 70_000), 404, "not_found")
     # authentication before body: garbage without a key is 401
-    response = await api.client.post(CONVERSATIONS, content=b"{",
-                                      headers={"Content-Type": "application/json"})
+    response = await api.client.post(
+        CONVERSATIONS, content=b"{", headers={"Content-Type": "application/json"}
+    )
     assert_error(response, 401, "missing_api_key")
     # parameters before lookups: a bad field on an unknown avatar is 400
     key = await api.key()
     response = await api.client.post(
-        CONVERSATIONS, json={"avatar_id": "nobody-999", "ai_provider": "skynet"},
+        CONVERSATIONS,
+        json={"avatar_id": "nobody-999", "ai_provider": "skynet"},
         headers=api.auth(key),
     )
     assert_error(response, 400, "invalid_parameter", field="ai_provider")
     # parameters before the conversation lookup on sends
     response = await api.client.post(
-        f"{CONVERSATIONS}/conv_doesnotexist00000000/messages", json={"content": ""},
+        f"{CONVERSATIONS}/conv_doesnotexist00000000/messages",
+        json={"content": ""},
         headers=api.auth(key),
     )
     assert_error(response, 400, "invalid_parameter", field="content")
     # a public endpoint checks a key that is sent anyway
-    assert_error(await api.client.get("/v1/avatars", headers=api.auth("bogus")), 401,
-                 "invalid_api_key")
+    assert_error(
+        await api.client.get("/v1/avatars", headers=api.auth("bogus")), 401, "invalid_api_key"
+    )
 
 
 async def test_conversation_ended(api: Api) -> None:
@@ -217,23 +242,33 @@ async def test_conversation_ended(api: Api) -> None:
     assert first.status_code == 200 and first.json()["status"] == "ended"
     again = await api.client.post(f"{url}/end", headers=api.auth(key))
     assert again.status_code == 200 and again.json()["ended_at"] == first.json()["ended_at"]
-    response = await api.client.post(f"{url}/messages", json={"content": "hello?"},
-                                      headers=api.auth(key))
+    response = await api.client.post(
+        f"{url}/messages", json={"content": "hello?"}, headers=api.auth(key)
+    )
     assert_error(response, 400, "invalid_request", reason="conversation_ended")
 
 
 async def test_provider_errors_are_503_with_details(api: Api) -> None:
     key = await api.key(mode="live")
-    llm = ScriptedLLM("flaky-ai", fail=ProviderError(
-        FailureCategory.RATE_LIMITED, "flaky-ai", "slow down", retry_after=3))
+    llm = ScriptedLLM(
+        "flaky-ai",
+        fail=ProviderError(FailureCategory.RATE_LIMITED, "flaky-ai", "slow down", retry_after=3),
+    )
     api.state.providers.register(ProviderSpec("flaky-ai", "llm", lambda _s: llm))
     conversation = await api.conversation(key, ai_provider="flaky-ai")
     response = await api.client.post(
-        f"{CONVERSATIONS}/{conversation['id']}/messages", json={"content": "hi"},
+        f"{CONVERSATIONS}/{conversation['id']}/messages",
+        json={"content": "hi"},
         headers=api.auth(key),
     )
-    assert_error(response, 503, "ai_provider_error", provider="flaky-ai",
-                 reason="rate_limited", retryable=True)
+    assert_error(
+        response,
+        503,
+        "ai_provider_error",
+        provider="flaky-ai",
+        reason="rate_limited",
+        retryable=True,
+    )
 
 
 async def test_internal_error_hides_the_trace(api: Api) -> None:
@@ -242,7 +277,8 @@ async def test_internal_error_hides_the_trace(api: Api) -> None:
     api.state.providers.register(ProviderSpec("buggy-ai", "llm", lambda _s: llm))
     conversation = await api.conversation(key, ai_provider="buggy-ai")
     response = await api.client.post(
-        f"{CONVERSATIONS}/{conversation['id']}/messages", json={"content": "hi"},
+        f"{CONVERSATIONS}/{conversation['id']}/messages",
+        json={"content": "hi"},
         headers=api.auth(key),
     )
     assert_error(response, 500, "internal_error")
@@ -259,7 +295,9 @@ async def test_request_in_progress_and_reused_key(api: Api) -> None:
     url = f"{CONVERSATIONS}/{conversation['id']}/messages"
     headers = {**api.auth(key), "Idempotency-Key": "same-key-1"}
     first = asyncio.create_task(api.client.post(url, json={"content": "hi"}, headers=headers))
-    while llm.calls == 0:
+    for _ in range(500):  # until the provider has been called
+        if llm.calls:
+            break
         await asyncio.sleep(0.01)
     second = await api.client.post(url, json={"content": "hi"}, headers=headers)
     assert_error(second, 409, "request_in_progress")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,15 @@ async def test_reply_has_text_speech_and_usage(api: Api) -> None:
     assert audio["duration_ms"] > 300
     times = [v["time_ms"] for v in audio["visemes"]]
     assert times == sorted(times) and audio["visemes"][0]["viseme"]
-    assert {w["text"] for w in audio["words"]} <= set(reply["content"].replace(",", " ")
-                                                       .replace(".", " ").replace("!", " ")
-                                                       .replace("?", " ").replace("'", "'")
-                                                       .split()) | {w["text"] for w in
-                                                                    audio["words"]}
+    assert {w["text"] for w in audio["words"]} <= set(
+        reply["content"]
+        .replace(",", " ")
+        .replace(".", " ")
+        .replace("!", " ")
+        .replace("?", " ")
+        .replace("'", "'")
+        .split()
+    ) | {w["text"] for w in audio["words"]}
     assert len(audio["words"]) >= 2
     download = await api.client.get(local(reply["audio_url"]))
     assert download.status_code == 200
@@ -62,12 +67,12 @@ async def test_conversation_counts_both_turns_and_usage(api: Api) -> None:
     key = await api.key()
     conversation = await api.conversation(key)
     first = (await send(api, key, conversation["id"], content="Hi there")).json()
-    second = (await send(api, key, conversation["id"], content="Tell me a fact.",
-                         tts=False)).json()
+    second = (await send(api, key, conversation["id"], content="Tell me a fact.", tts=False)).json()
     assert second["audio"] is None and second["audio_url"] is None
     assert second["usage"]["tts_characters"] == 0
-    full = (await api.client.get(f"{CONVERSATIONS}/{conversation['id']}",
-                                 headers=api.auth(key))).json()
+    full = (
+        await api.client.get(f"{CONVERSATIONS}/{conversation['id']}", headers=api.auth(key))
+    ).json()
     assert full["message_count"] == 4
     roles = [m["role"] for m in full["messages"]]
     assert roles == ["user", "assistant", "user", "assistant"]
@@ -76,15 +81,25 @@ async def test_conversation_counts_both_turns_and_usage(api: Api) -> None:
     assert full["messages"][0]["content"] == "Hi there"
     assert full["usage"]["ai_tokens"] == first["usage"]["ai_tokens"] + second["usage"]["ai_tokens"]
     assert full["usage"]["tts_characters"] == first["usage"]["tts_characters"]
-    listed = (await api.client.get(f"{CONVERSATIONS}/{conversation['id']}/messages?order=desc",
-                                   headers=api.auth(key))).json()
+    listed = (
+        await api.client.get(
+            f"{CONVERSATIONS}/{conversation['id']}/messages?order=desc", headers=api.auth(key)
+        )
+    ).json()
     assert [m["id"] for m in listed["data"]] == [m["id"] for m in reversed(full["messages"])]
-    page = (await api.client.get(
-        f"{CONVERSATIONS}/{conversation['id']}/messages?limit=1&starting_after="
-        f"{full['messages'][1]['id']}", headers=api.auth(key))).json()
+    page = (
+        await api.client.get(
+            f"{CONVERSATIONS}/{conversation['id']}/messages?limit=1&starting_after="
+            f"{full['messages'][1]['id']}",
+            headers=api.auth(key),
+        )
+    ).json()
     assert [m["id"] for m in page["data"]] == [full["messages"][2]["id"]] and page["has_more"]
-    one = (await api.client.get(f"{CONVERSATIONS}/{conversation['id']}/messages/{first['id']}",
-                                headers=api.auth(key))).json()
+    one = (
+        await api.client.get(
+            f"{CONVERSATIONS}/{conversation['id']}/messages/{first['id']}", headers=api.auth(key)
+        )
+    ).json()
     assert one["content"] == first["content"]
 
 
@@ -92,9 +107,12 @@ async def test_reading_again_signs_a_fresh_url(api: Api) -> None:
     key = await api.key()
     conversation = await api.conversation(key)
     reply = (await send(api, key, conversation["id"], content="Hello")).json()
-    time.sleep(1.1)
-    again = (await api.client.get(f"{CONVERSATIONS}/{conversation['id']}/messages/{reply['id']}",
-                                  headers=api.auth(key))).json()
+    await asyncio.sleep(1.1)
+    again = (
+        await api.client.get(
+            f"{CONVERSATIONS}/{conversation['id']}/messages/{reply['id']}", headers=api.auth(key)
+        )
+    ).json()
     assert again["audio_url"] != reply["audio_url"]
     assert (await api.client.get(local(again["audio_url"]))).status_code == 200
 
@@ -110,8 +128,7 @@ async def test_bad_expired_and_foreign_audio_signatures(api: Api) -> None:
     assert_error(await api.client.get(tampered), 404, "not_found")
     past = int(time.time()) - 10
     expired_sig = api.state.signer.sign_url(clip_id, past)
-    assert_error(await api.client.get(f"{path}?expires={past}&sig={expired_sig}"), 404,
-                 "not_found")
+    assert_error(await api.client.get(f"{path}?expires={past}&sig={expired_sig}"), 404, "not_found")
     other = (await send(api, key, conversation["id"], content="Again", tts=True)).json()
     other_query = other["audio_url"].split("?")[1]
     assert_error(await api.client.get(f"{path}?{other_query}"), 404, "not_found")
@@ -124,8 +141,11 @@ async def test_browser_speech_makes_no_audio(api: Api) -> None:
     conversation = await api.conversation(key, tts_provider="browser")
     reply = (await send(api, key, conversation["id"], content="Hello")).json()
     assert reply["audio_url"] is None and reply["audio"] is None
-    assert reply["speech"] == {"provider": "browser", "voice_id": "default",
-                               "text": reply["content"]}
+    assert reply["speech"] == {
+        "provider": "browser",
+        "voice_id": "default",
+        "text": reply["content"],
+    }
 
 
 async def test_idempotent_replay_returns_the_identical_body(api: Api) -> None:
@@ -144,12 +164,16 @@ async def test_idempotent_replay_returns_the_identical_body(api: Api) -> None:
     assert two.content == one.content and two.headers["idempotent-replayed"] == "true"
     listed = (await api.client.get(CONVERSATIONS, headers=api.auth(key))).json()
     assert [c["id"] for c in listed["data"]] == [conversation_id]
-    convo = (await api.client.get(f"{CONVERSATIONS}/{conversation_id}",
-                                  headers=api.auth(key))).json()
+    convo = (
+        await api.client.get(f"{CONVERSATIONS}/{conversation_id}", headers=api.auth(key))
+    ).json()
     assert convo["message_count"] == 2
     # The same key on another endpoint is a separate request.
-    other = await api.client.post(CONVERSATIONS, json={"avatar_id": "aria-001"},
-                                  headers={**api.auth(key), "Idempotency-Key": "send-1"})
+    other = await api.client.post(
+        CONVERSATIONS,
+        json={"avatar_id": "aria-001"},
+        headers={**api.auth(key), "Idempotency-Key": "send-1"},
+    )
     assert other.status_code == 200 and other.json()["id"] != conversation_id
 
 
@@ -167,11 +191,17 @@ async def snapshot(api: Api, key: str, conversation_id: str) -> Any:
 
 async def test_failed_sends_leave_the_conversation_untouched(api: Api) -> None:
     key = await api.key(mode="live")
-    llm = ScriptedLLM("midway-ai", text="Half a sentence and then",
-                      fail=ProviderError(FailureCategory.UNAVAILABLE, "midway-ai", "503 upstream"))
+    llm = ScriptedLLM(
+        "midway-ai",
+        text="Half a sentence and then",
+        fail=ProviderError(FailureCategory.UNAVAILABLE, "midway-ai", "503 upstream"),
+    )
     api.state.providers.register(ProviderSpec("midway-ai", "llm", lambda _s: llm))
-    api.state.providers.register(ProviderSpec(
-        "mute-tts", "tts", lambda _s: FailingTTS("mute-tts", FailureCategory.AUTH_FAILED)))
+    api.state.providers.register(
+        ProviderSpec(
+            "mute-tts", "tts", lambda _s: FailingTTS("mute-tts", FailureCategory.AUTH_FAILED)
+        )
+    )
     good = await api.conversation(key)
     (await send(api, key, good["id"], content="First turn")).raise_for_status()
     for ai, tts, code, reason, retryable in [
@@ -179,8 +209,9 @@ async def test_failed_sends_leave_the_conversation_untouched(api: Api) -> None:
         ("local", "mute-tts", "tts_provider_error", "auth_failed", False),
     ]:
         conversation = await api.conversation(key, ai_provider=ai, tts_provider=tts)
-        (await send(api, key, conversation["id"], content="Before", tts=False)).raise_for_status() \
-            if ai == "local" else None
+        (
+            await send(api, key, conversation["id"], content="Before", tts=False)
+        ).raise_for_status() if ai == "local" else None
         before = await snapshot(api, key, conversation["id"])
         files_before = audio_files(api)
         for attempt in range(2):  # the retry a client makes is just as harmless

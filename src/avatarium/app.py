@@ -60,9 +60,17 @@ def build_state(
         db, clock, settings, avatars, providers, speech, idempotency
     )
     return AppState(
-        settings=settings, db=db, clock=clock, signer=signer, audio=audio, avatars=avatars,
-        providers=providers, keys=KeyService(db, signer, clock),
-        accounts=AccountService(db, clock), speech=speech, conversations=conversations,
+        settings=settings,
+        db=db,
+        clock=clock,
+        signer=signer,
+        audio=audio,
+        avatars=avatars,
+        providers=providers,
+        keys=KeyService(db, signer, clock),
+        accounts=AccountService(db, clock),
+        speech=speech,
+        conversations=conversations,
         gate=gate or UnlimitedGate(),
     )
 

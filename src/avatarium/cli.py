@@ -97,22 +97,32 @@ async def _with_state(settings: Settings, work: Any) -> int:
 def _key_json(issued_key: Any) -> dict[str, Any]:
     record, account = issued_key.record, issued_key.account
     return {
-        "id": record.id, "key": issued_key.secret, "account": account.name, "tier": account.tier,
-        "mode": record.mode, "scope": record.scope, "expires_at": rfc3339(record.expires_at),
+        "id": record.id,
+        "key": issued_key.secret,
+        "account": account.name,
+        "tier": account.tier,
+        "mode": record.mode,
+        "scope": record.scope,
+        "expires_at": rfc3339(record.expires_at),
     }
 
 
 async def _keys_create(state: AppState, args: argparse.Namespace) -> int:
     account = await state.accounts.ensure(args.account, args.tier)
     issued = await state.keys.create(
-        account, mode=args.mode, scope="read" if args.read_only else "full", name=args.name,
+        account,
+        mode=args.mode,
+        scope="read" if args.read_only else "full",
+        name=args.name,
         expires_in=args.expires_in,
     )
     if args.json:
         print(json.dumps(_key_json(issued)))
     else:
-        print(f"Created {issued.record.mode} key {issued.record.id} for account "
-              f"{account.name} ({account.tier}, {issued.record.scope}).")
+        print(
+            f"Created {issued.record.mode} key {issued.record.id} for account "
+            f"{account.name} ({account.tier}, {issued.record.scope})."
+        )
         print("Copy it now; it will not be shown again:")
         print(f"  {issued.secret}")
     return 0
@@ -121,10 +131,18 @@ async def _keys_create(state: AppState, args: argparse.Namespace) -> int:
 async def _keys_list(state: AppState, args: argparse.Namespace) -> int:
     rows = await state.keys.list(args.account)
     items = [
-        {"id": key.id, "prefix": key.prefix, "account": account.name, "tier": account.tier,
-         "mode": key.mode, "scope": key.scope, "name": key.name,
-         "created_at": rfc3339(key.created_at), "expires_at": rfc3339(key.expires_at),
-         "revoked": key.revoked_at is not None}
+        {
+            "id": key.id,
+            "prefix": key.prefix,
+            "account": account.name,
+            "tier": account.tier,
+            "mode": key.mode,
+            "scope": key.scope,
+            "name": key.name,
+            "created_at": rfc3339(key.created_at),
+            "expires_at": rfc3339(key.expires_at),
+            "revoked": key.revoked_at is not None,
+        }
         for key, account in rows
     ]
     if args.json:
@@ -135,10 +153,15 @@ async def _keys_list(state: AppState, args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':<28} {'PREFIX':<14} {'ACCOUNT':<16} {'MODE':<5} {'SCOPE':<5} STATE")
     for item in items:
-        state_text = "revoked" if item["revoked"] else (
-            f"expires {item['expires_at']}" if item["expires_at"] else "active")
-        print(f"{item['id']:<28} {item['prefix']:<14} {item['account']:<16} "
-              f"{item['mode']:<5} {item['scope']:<5} {state_text}")
+        state_text = (
+            "revoked"
+            if item["revoked"]
+            else (f"expires {item['expires_at']}" if item["expires_at"] else "active")
+        )
+        print(
+            f"{item['id']:<28} {item['prefix']:<14} {item['account']:<16} "
+            f"{item['mode']:<5} {item['scope']:<5} {state_text}"
+        )
     return 0
 
 
@@ -161,19 +184,24 @@ async def _set_tier(state: AppState, args: argparse.Namespace) -> int:
 
 async def _set_limits(state: AppState, args: argparse.Namespace) -> int:
     if args.rpm is None and args.concurrent is None and args.monthly_messages is None:
-        print("error: give at least one of --rpm, --concurrent, --monthly-messages",
-              file=sys.stderr)
+        print(
+            "error: give at least one of --rpm, --concurrent, --monthly-messages", file=sys.stderr
+        )
         return 2
     account = await state.accounts.set_limits(
-        args.name, rpm=args.rpm, concurrent=args.concurrent,
+        args.name,
+        rpm=args.rpm,
+        concurrent=args.concurrent,
         monthly_messages=args.monthly_messages,
     )
     if account is None:
         print(f"error: no account {args.name}", file=sys.stderr)
         return 1
-    print(f"Limits of {account.name}: rpm={account.rpm_limit} concurrent="
-          f"{account.concurrent_limit} monthly_messages={account.monthly_messages_limit} "
-          f"(unset values follow the {account.tier} tier).")
+    print(
+        f"Limits of {account.name}: rpm={account.rpm_limit} concurrent="
+        f"{account.concurrent_limit} monthly_messages={account.monthly_messages_limit} "
+        f"(unset values follow the {account.tier} tier)."
+    )
     return 0
 
 
@@ -186,7 +214,8 @@ async def _first_key(state: AppState, host: str, port: int) -> int:
     base = state.settings.public_base_url or f"http://{host}:{port}"
     base = base.rstrip("/")
     key = issued.secret
-    print(f"""
+    print(
+        f"""
 No API keys existed, so a test key was created for account '{FIRST_ACCOUNT}'.
 It is shown only this once:
 
@@ -196,11 +225,14 @@ Try it (in another terminal, once the server says it is running):
 
     CONV=$(curl -s {base}/v1/conversations \\
       -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
-      -d '{{"avatar_id": "aria-001"}}' | python3 -c 'import sys,json; print(json.load(sys.stdin)["id"])')
+      -d '{{"avatar_id": "aria-001"}}' \\
+      | python3 -c 'import sys,json; print(json.load(sys.stdin)["id"])')
     curl -s {base}/v1/conversations/$CONV/messages \\
       -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
       -d '{{"content": "Hello! Who are you?"}}'
-""", flush=True)
+""",
+        flush=True,
+    )
     return 0
 
 
@@ -209,13 +241,20 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     asyncio.run(_with_state(settings, lambda state: _first_key(state, host, port)))
     if workers > 1:
-        uvicorn.run("avatarium.app:create_app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level=settings.log_level)
+        uvicorn.run(
+            "avatarium.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+        )
         return 0
     from avatarium.app import create_app
 
-    uvicorn.run(create_app(settings, migrate=False), host=host, port=port,
-                log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level
+    )
     return 0
 
 
@@ -225,13 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(settings, args.host, args.port, args.workers)
     if args.command == "migrate":
+
         async def done(_state: AppState) -> int:
             print("Database is up to date.")
             return 0
+
         return asyncio.run(_with_state(settings, done))
     handlers = {
-        ("keys", "create"): _keys_create, ("keys", "list"): _keys_list,
-        ("keys", "revoke"): _keys_revoke, ("accounts", "set-tier"): _set_tier,
+        ("keys", "create"): _keys_create,
+        ("keys", "list"): _keys_list,
+        ("keys", "revoke"): _keys_revoke,
+        ("accounts", "set-tier"): _set_tier,
         ("accounts", "set-limits"): _set_limits,
     }
     action = getattr(args, f"{args.command}_command")

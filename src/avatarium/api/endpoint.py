@@ -45,8 +45,9 @@ class Call:
         return self.principal
 
     def json_object(self, *, optional: bool = False) -> dict[str, Any]:
-        return parse_object(self.raw_body, self.request.headers.get("content-type"),
-                            optional=optional)
+        return parse_object(
+            self.raw_body, self.request.headers.get("content-type"), optional=optional
+        )
 
 
 def bearer_token(request: Request) -> str | None:
@@ -65,9 +66,7 @@ async def authenticate(request: Request, state: AppState, auth: Auth) -> Princip
     if token is None and auth == "optional":
         return None
     if not token:
-        raise MissingApiKeyError(
-            "No API key was given. Send 'Authorization: Bearer <key>'."
-        )
+        raise MissingApiKeyError("No API key was given. Send 'Authorization: Bearer <key>'.")
     return await state.keys.authenticate(token)
 
 
@@ -84,7 +83,9 @@ def endpoint(*, auth: Auth = "required", write: bool = False) -> Callable[[Handl
             admission: Admission | None = None
             headers: dict[str, str] = {}
             try:
-                raw = await read_body(request) if request.method in ("POST", "PUT", "PATCH") else b""
+                raw = (
+                    await read_body(request) if request.method in ("POST", "PUT", "PATCH") else b""
+                )
                 principal = await authenticate(request, state, auth)
                 if principal is not None:
                     if write and principal.scope != "full":

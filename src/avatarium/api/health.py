@@ -17,8 +17,7 @@ async def health(call: Call) -> Response:
         "rate_limiter": "ok",
     }
     healthy = all(value == "ok" for value in checks.values())
-    body = {"status": "ok" if healthy else "unavailable", "version": __version__,
-            "checks": checks}
+    body = {"status": "ok" if healthy else "unavailable", "version": __version__, "checks": checks}
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 

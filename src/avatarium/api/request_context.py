@@ -62,15 +62,20 @@ class RequestContextMiddleware:
             if scope["type"] != "http" or started:
                 raise
             body = json.dumps(
-                InternalError("An internal error occurred. Quote the request id when "
-                              "reporting it.").body(request_id)
+                InternalError(
+                    "An internal error occurred. Quote the request id when reporting it."
+                ).body(request_id)
             ).encode()
-            await send_with_headers({
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())],
-            })
+            await send_with_headers(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
         finally:
             _request_id.reset(id_token)

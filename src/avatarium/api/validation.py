@@ -38,19 +38,25 @@ def check_field(spec: Field, value: Any, path: str | None = None) -> None:
     name = path or spec.name
     if not _type_ok(value, spec.type):
         raise InvalidParameterError(
-            name, "invalid_type", f"{name} must be {_TYPE_NAMES.get(spec.type, spec.type.__name__)}."
+            name,
+            "invalid_type",
+            f"{name} must be {_TYPE_NAMES.get(spec.type, spec.type.__name__)}.",
         )
     if isinstance(value, str):
         if spec.not_blank and not value.strip():
             raise InvalidParameterError(name, "empty", f"{name} must not be empty.")
         if spec.max_length is not None and len(value) > spec.max_length:
             raise InvalidParameterError(
-                name, "too_long", f"{name} must be at most {spec.max_length} characters.",
+                name,
+                "too_long",
+                f"{name} must be at most {spec.max_length} characters.",
                 max_length=spec.max_length,
             )
         if spec.allowed is not None and value not in spec.allowed:
             raise InvalidParameterError(
-                name, "not_allowed", f"{name} must be one of: {', '.join(spec.allowed)}.",
+                name,
+                "not_allowed",
+                f"{name} must be one of: {', '.join(spec.allowed)}.",
                 allowed=list(spec.allowed),
             )
 
@@ -64,7 +70,9 @@ def validate(body: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]
     for name in body:
         if name not in known:
             raise InvalidParameterError(
-                name, "unknown_field", f"{name} is not a recognised field.",
+                name,
+                "unknown_field",
+                f"{name} is not a recognised field.",
             )
     clean: dict[str, Any] = {}
     for spec in fields:
@@ -87,16 +95,16 @@ def validate_metadata(value: dict[str, Any]) -> dict[str, str]:
             raise InvalidParameterError("metadata", "empty", "metadata keys must not be empty.")
         if len(key) > 40:
             raise InvalidParameterError(
-                f"metadata.{key[:40]}", "too_long", "metadata keys are at most 40 characters.",
+                f"metadata.{key[:40]}",
+                "too_long",
+                "metadata keys are at most 40 characters.",
                 max_length=40,
             )
         check_field(Field(key, str, max_length=500), item, path=f"metadata.{key}")
     return dict(value)
 
 
-def query_int(
-    params: Mapping[str, str], name: str, default: int, low: int, high: int
-) -> int:
+def query_int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter within [low, high]."""
     raw = params.get(name)
     if raw is None:
@@ -107,8 +115,11 @@ def query_int(
         raise InvalidParameterError(name, "invalid_type", f"{name} must be an integer.") from None
     if not low <= value <= high:
         raise InvalidParameterError(
-            name, "out_of_range", f"{name} must be between {low} and {high}.",
-            minimum=low, maximum=high,
+            name,
+            "out_of_range",
+            f"{name} must be between {low} and {high}.",
+            minimum=low,
+            maximum=high,
         )
     return value
 

@@ -34,8 +34,13 @@ async def get_avatar(call: Call) -> Response:
 @endpoint(auth="optional")
 async def get_model(call: Call) -> Response:
     avatar = _find(call)
-    return JSONResponse({"avatar_id": avatar.id, "model_url": avatar.model_url(
-        base_url(call.request)), "format": "svg"})
+    return JSONResponse(
+        {
+            "avatar_id": avatar.id,
+            "model_url": avatar.model_url(base_url(call.request)),
+            "format": "svg",
+        }
+    )
 
 
 routes = [

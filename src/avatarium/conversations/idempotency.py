@@ -54,8 +54,10 @@ def key_from(headers: Any) -> str | None:
         return None
     if not 1 <= len(value) <= 255:
         raise InvalidParameterError(
-            "Idempotency-Key", "too_long" if value else "empty",
-            "The Idempotency-Key header must be 1 to 255 characters.", max_length=255,
+            "Idempotency-Key",
+            "too_long" if value else "empty",
+            "The Idempotency-Key header must be 1 to 255 characters.",
+            max_length=255,
         )
     return str(value)
 
@@ -93,8 +95,11 @@ class IdempotencyStore:
                         await session.delete(existing)  # expired or abandoned: start afresh
                         await session.flush()
                     record = IdempotentResponse(
-                        account_id=principal.account_id, mode=principal.mode,
-                        idempotency_key=key, endpoint=endpoint, body_hash=fingerprint,
+                        account_id=principal.account_id,
+                        mode=principal.mode,
+                        idempotency_key=key,
+                        endpoint=endpoint,
+                        body_hash=fingerprint,
                         created_at=now,
                     )
                     session.add(record)
@@ -107,9 +112,7 @@ class IdempotencyStore:
             "A request with this Idempotency-Key is still being processed."
         )
 
-    def _judge(
-        self, existing: IdempotentResponse, fingerprint: str, now: Any
-    ) -> Replay | None:
+    def _judge(self, existing: IdempotentResponse, fingerprint: str, now: Any) -> Replay | None:
         if now - existing.created_at > self._ttl:
             return None
         if existing.body_hash != fingerprint:

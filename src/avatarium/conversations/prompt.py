@@ -16,12 +16,11 @@ def build_prompt(
     budget = provider.context_tokens - provider.max_reply_tokens
     system = ChatMessage("system", system_prompt)
     latest = ChatMessage("user", content)
-    turns = [
-        ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history
-    ]
+    turns = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history]
     if provider.count_tokens([system, latest]) > budget:
         raise InvalidParameterError(
-            "content", "too_long",
+            "content",
+            "too_long",
             "The message is too long for the model's context window.",
         )
     # Drop whole turns from the front; a prompt should never open with an assistant line.

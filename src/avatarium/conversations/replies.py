@@ -48,7 +48,9 @@ def ended_error() -> InvalidRequestError:
 def ai_failure(error: ProviderError) -> AIProviderError:
     """A provider-neutral failure as the documented ``ai_provider_error``."""
     return AIProviderError(
-        error.provider, error.category.value, error.category.retryable,
+        error.provider,
+        error.category.value,
+        error.category.retryable,
         f"The AI provider failed: {error.message}",
     )
 
@@ -89,32 +91,51 @@ class ReplyService:
             raise ended_error()
         providers = self._c.providers
         llm = select_llm(providers, conversation.ai_provider, principal.mode)
-        tts = select_tts(providers, conversation.tts_provider, principal.mode) if want_speech else None
+        tts = (
+            select_tts(providers, conversation.tts_provider, principal.mode)
+            if want_speech
+            else None
+        )
         voice_id = conversation.voice_id or ""
         if tts is not None and tts.name != conversation.tts_provider:
             # Sandbox stand-in: keep the avatar's voice for that engine when it has one.
             avatar = self._c.avatars.get(conversation.avatar_id)
             fallback = avatar.voices.get(tts.name) if avatar else None
-            voice_id = voice_id if await tts.provider.has_voice(voice_id) else (
-                fallback or tts.provider.default_voice)
+            voice_id = (
+                voice_id
+                if await tts.provider.has_voice(voice_id)
+                else (fallback or tts.provider.default_voice)
+            )
         async with self._c.db.read() as session:
             history = (
-                await session.execute(
-                    select(Message)
-                    .where(Message.conversation_id == conversation.id)
-                    .order_by(Message.seq)
+                (
+                    await session.execute(
+                        select(Message)
+                        .where(Message.conversation_id == conversation.id)
+                        .order_by(Message.seq)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         prompt = build_prompt(llm.provider, conversation.system_prompt, history, content)
         return PreparedSend(
-            principal, conversation, content, prompt, llm, tts, voice_id, base_url, reservation,
+            principal,
+            conversation,
+            content,
+            prompt,
+            llm,
+            tts,
+            voice_id,
+            base_url,
+            reservation,
             started_at=self._c.clock.now(),
         )
 
     async def run(self, send: PreparedSend) -> AsyncIterator[ReplyEvent]:
         """The reply's events. Never raises an API error: a failure is the last event."""
         clip: AudioClip | None = None
-        succeeded = False
+        succeeded = discarded = False
         try:
             parts: list[str] = []
             ai_tokens = 0
@@ -126,17 +147,23 @@ class ReplyService:
                     ai_tokens = event.ai_tokens
             text = "".join(parts).strip()
             if not text:
-                raise ai_failure(ProviderError(
-                    FailureCategory.BAD_RESPONSE, send.llm.name, "the model returned no text"))
+                raise ai_failure(
+                    ProviderError(
+                        FailureCategory.BAD_RESPONSE, send.llm.name, "the model returned no text"
+                    )
+                )
             yield Usage(ai_tokens=ai_tokens)
             speech: Speech | None = None
             if send.tts is not None and send.tts.provider.produces_audio:
                 speech = await self._c.speech.synthesize(send.tts.provider, text, send.voice_id)
-                yield AudioChunk(0, text, speech.mp3, speech.duration_ms, speech.visemes,
-                                 speech.words)
+                yield AudioChunk(
+                    0, text, speech.mp3, speech.duration_ms, speech.visemes, speech.words
+                )
                 yield Usage(ai_tokens=ai_tokens, tts_characters=speech.characters)
                 clip = await self._c.speech.save(
-                    speech, account_id=send.principal.account_id, mode=send.principal.mode,
+                    speech,
+                    account_id=send.principal.account_id,
+                    mode=send.principal.mode,
                     conversation_id=send.conversation.id,
                 )
             stored = await self._store(send, text, ai_tokens, speech, clip)
@@ -144,15 +171,21 @@ class ReplyService:
             await send.reservation.commit()
             yield Done(stored)
         except AvatariumError as error:
+            # Clean up before telling the client, so an immediate retry finds a clean slate.
+            await self._discard(send, clip)
+            discarded = True
             yield ErrorEvent(error)
         finally:
-            if not succeeded:
-                # Nothing of a failed or cancelled reply may remain.
-                if clip is not None:
-                    await self._c.speech.store.delete(clip.storage_key)
-                await send.reservation.release()
-                if send.attempt is not None:
-                    await self._c.idempotency.abandon(send.attempt)
+            if not succeeded and not discarded:  # cancelled, or a bug
+                await self._discard(send, clip)
+
+    async def _discard(self, send: PreparedSend, clip: AudioClip | None) -> None:
+        """Remove every trace of a failed or cancelled reply."""
+        if clip is not None:
+            await self._c.speech.store.delete(clip.storage_key)
+        await send.reservation.release()
+        if send.attempt is not None:
+            await self._c.idempotency.abandon(send.attempt)
 
     async def _generate(self, send: PreparedSend) -> AsyncIterator[TextDelta | Usage]:
         timings = current_timings.get()
@@ -174,14 +207,19 @@ class ReplyService:
             await stream.aclose()  # type: ignore[attr-defined]
 
     async def _store(
-        self, send: PreparedSend, text: str, ai_tokens: int, speech: Speech | None,
+        self,
+        send: PreparedSend,
+        text: str,
+        ai_tokens: int,
+        speech: Speech | None,
         clip: AudioClip | None,
     ) -> dict[str, Any]:
         """Store the user message and the reply together, or nothing at all."""
         c = self._c
         async with c.db.write() as session:
-            conversation = await session.get(Conversation, send.conversation.id,
-                                              with_for_update=True)
+            conversation = await session.get(
+                Conversation, send.conversation.id, with_for_update=True
+            )
             if conversation is None:
                 raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
             if conversation.status == "ended":
@@ -189,8 +227,13 @@ class ReplyService:
             now = c.clock.now()
             seq = conversation.message_count
             user = Message(
-                id=new_id("msg"), conversation_id=conversation.id, seq=seq, role="user",
-                content=send.content, ai_tokens=0, tts_characters=0,
+                id=new_id("msg"),
+                conversation_id=conversation.id,
+                seq=seq,
+                role="user",
+                content=send.content,
+                ai_tokens=0,
+                tts_characters=0,
                 created_at=send.started_at or now,
             )
             tts_chars = speech.characters if speech else 0
@@ -198,10 +241,17 @@ class ReplyService:
             if send.tts is not None and not send.tts.provider.produces_audio:
                 speech_hint = {"provider": send.tts.name, "voice_id": send.voice_id, "text": text}
             reply = Message(
-                id=new_id("msg"), conversation_id=conversation.id, seq=seq + 1,
-                role="assistant", content=text, reply_to=user.id,
-                audio_id=clip.id if clip else None, speech=speech_hint,
-                ai_provider=send.llm.name, ai_tokens=ai_tokens, tts_characters=tts_chars,
+                id=new_id("msg"),
+                conversation_id=conversation.id,
+                seq=seq + 1,
+                role="assistant",
+                content=text,
+                reply_to=user.id,
+                audio_id=clip.id if clip else None,
+                speech=speech_hint,
+                ai_provider=send.llm.name,
+                ai_tokens=ai_tokens,
+                tts_characters=tts_chars,
                 created_at=now,
             )
             if clip is not None:

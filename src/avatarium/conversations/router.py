@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -20,9 +21,12 @@ from avatarium.core.events import Done, ErrorEvent
 
 def _replay(replay: Replay) -> Response:
     return Response(
-        replay.body, status_code=replay.status_code, media_type="application/json",
+        replay.body,
+        status_code=replay.status_code,
+        media_type="application/json",
         headers={"Idempotent-Replayed": "true"},
     )
+
 
 async def _claim(call: Call, body: dict[str, Any]) -> Attempt | Replay | None:
     key = key_from(call.request.headers)
@@ -32,6 +36,7 @@ async def _claim(call: Call, body: dict[str, Any]) -> Attempt | Replay | None:
     return await call.state.conversations.idempotency.claim(
         call.caller, key, endpoint_name, body_fingerprint(body)
     )
+
 
 @endpoint(write=True)
 async def create_conversation(call: Call) -> Response:
@@ -47,11 +52,11 @@ async def create_conversation(call: Call) -> Response:
         raise
     return JSONResponse(result)
 
+
 @endpoint()
 async def list_conversations(call: Call) -> Response:
-    return JSONResponse(
-        await call.state.conversations.list(call.caller, call.request.query_params)
-    )
+    return JSONResponse(await call.state.conversations.list(call.caller, call.request.query_params))
+
 
 @endpoint()
 async def get_conversation(call: Call) -> Response:
@@ -60,16 +65,19 @@ async def get_conversation(call: Call) -> Response:
         await call.state.conversations.get(call.caller, conversation_id, base_url(call.request))
     )
 
+
 @endpoint(write=True)
 async def delete_conversation(call: Call) -> Response:
     conversation_id = call.request.path_params["conversation_id"]
     return JSONResponse(await call.state.conversations.delete(call.caller, conversation_id))
+
 
 @endpoint(write=True)
 async def end_conversation(call: Call) -> Response:
     call.json_object(optional=True)
     conversation_id = call.request.path_params["conversation_id"]
     return JSONResponse(await call.state.conversations.end(call.caller, conversation_id))
+
 
 @endpoint(write=True)
 async def send_message(call: Call) -> Response:
@@ -78,7 +86,9 @@ async def send_message(call: Call) -> Response:
     fields = validate(body, SEND_FIELDS)
     if fields.get("stream"):
         raise InvalidParameterError(
-            "stream", "not_allowed", "Streamed replies are not available on this server yet.",
+            "stream",
+            "not_allowed",
+            "Streamed replies are not available on this server yet.",
             allowed=[False],
         )
     conversation_id = call.request.path_params["conversation_id"]
@@ -90,8 +100,12 @@ async def send_message(call: Call) -> Response:
     try:
         reservation = await state.gate.reserve(call.caller)
         prepared = await replies.prepare(
-            call.caller, conversation, fields["content"], fields.get("tts", True),
-            base_url(call.request), reservation,
+            call.caller,
+            conversation,
+            fields["content"],
+            fields.get("tts", True),
+            base_url(call.request),
+            reservation,
         )
     except BaseException:
         if claimed is not None:
@@ -99,22 +113,27 @@ async def send_message(call: Call) -> Response:
         raise
     prepared.attempt = claimed
     # The non-streamed reply is the event stream collected.
-    async for event in replies.run(prepared):
-        if isinstance(event, Done):
-            return JSONResponse(event.message)
-        if isinstance(event, ErrorEvent):
-            return error_response(event.error)
+    async with aclosing(replies.run(prepared)) as events:
+        async for event in events:
+            if isinstance(event, Done):
+                return JSONResponse(event.message)
+            if isinstance(event, ErrorEvent):
+                return error_response(event.error)
     raise RuntimeError("reply stream ended without Done or ErrorEvent")
+
 
 @endpoint()
 async def list_messages(call: Call) -> Response:
     params = call.request.path_params
     return JSONResponse(
         await call.state.conversations.list_messages(
-            call.caller, params["conversation_id"], call.request.query_params,
+            call.caller,
+            params["conversation_id"],
+            call.request.query_params,
             base_url(call.request),
         )
     )
+
 
 @endpoint()
 async def get_message(call: Call) -> Response:
@@ -125,6 +144,7 @@ async def get_message(call: Call) -> Response:
         )
     )
 
+
 routes = [
     Route("/v1/conversations", create_conversation, methods=["POST"]),
     Route("/v1/conversations", list_conversations, methods=["GET"]),
@@ -133,7 +153,7 @@ routes = [
     Route("/v1/conversations/{conversation_id}/end", end_conversation, methods=["POST"]),
     Route("/v1/conversations/{conversation_id}/messages", send_message, methods=["POST"]),
     Route("/v1/conversations/{conversation_id}/messages", list_messages, methods=["GET"]),
-    Route("/v1/conversations/{conversation_id}/messages/{message_id}", get_message,
-          methods=["GET"]),
+    Route(
+        "/v1/conversations/{conversation_id}/messages/{message_id}", get_message, methods=["GET"]
+    ),
 ]
-

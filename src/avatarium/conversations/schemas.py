@@ -41,8 +41,9 @@ def status_of(conversation: Conversation, now: datetime, idle_after_s: int) -> s
     return "active"
 
 
-def conversation_json(conversation: Conversation, now: datetime, idle_after_s: int
-                      ) -> dict[str, Any]:
+def conversation_json(
+    conversation: Conversation, now: datetime, idle_after_s: int
+) -> dict[str, Any]:
     """The conversation object (without messages)."""
     body: dict[str, Any] = {
         "id": conversation.id,

@@ -71,39 +71,61 @@ class ConversationService:
         metadata = validate_metadata(fields["metadata"]) if "metadata" in fields else {}
         if "byok" in fields:
             raise InvalidParameterError(
-                "byok", "not_configured",
+                "byok",
+                "not_configured",
                 "Bring-your-own-key needs a cloud provider adapter; none is installed.",
             )
         # Parameters before lookups (the documented check order): explicit providers first.
-        for name, select in (("ai_provider", select_llm), ("tts_provider", select_tts)):
-            if name in fields:
-                select(self.providers, fields[name], principal.mode, name)  # type: ignore[operator]
+        if "ai_provider" in fields:
+            select_llm(self.providers, fields["ai_provider"], principal.mode)
+        if "tts_provider" in fields:
+            select_tts(self.providers, fields["tts_provider"], principal.mode)
         avatar = self.avatars.get(fields["avatar_id"])
         if avatar is None:
             raise AvatarNotFoundError(
                 f"No avatar {fields['avatar_id']!r}.", details={"field": "avatar_id"}
             )
         ai_name = fields.get("ai_provider") or avatar.defaults.get(
-            "ai_provider", self.settings.default_ai_provider)
+            "ai_provider", self.settings.default_ai_provider
+        )
         tts_name = fields.get("tts_provider") or avatar.defaults.get(
-            "tts_provider", self.settings.default_tts_provider)
+            "tts_provider", self.settings.default_tts_provider
+        )
         llm = select_llm(self.providers, ai_name, principal.mode)
         tts = select_tts(self.providers, tts_name, principal.mode)
-        voice_id = fields.get("voice_id") or avatar.voices.get(tts_name) or tts.provider.default_voice
-        if "voice_id" in fields and tts.name == tts_name and not await tts.provider.has_voice(voice_id):
+        voice_id = (
+            fields.get("voice_id") or avatar.voices.get(tts_name) or tts.provider.default_voice
+        )
+        if (
+            "voice_id" in fields
+            and tts.name == tts_name
+            and not await tts.provider.has_voice(voice_id)
+        ):
             voices = [v.id for v in await tts.provider.voices()]
             raise InvalidParameterError(
-                "voice_id", "not_allowed", f"{tts_name} has no voice {voice_id!r}.",
+                "voice_id",
+                "not_allowed",
+                f"{tts_name} has no voice {voice_id!r}.",
                 allowed=voices,
             )
         now = self.clock.now()
         conversation = Conversation(
-            id=new_id("conv"), account_id=principal.account_id, mode=principal.mode,
-            avatar_id=avatar.id, status="active", ai_provider=ai_name, tts_provider=tts_name,
-            voice_id=voice_id, model=fields.get("model") or llm.provider.default_model,
+            id=new_id("conv"),
+            account_id=principal.account_id,
+            mode=principal.mode,
+            avatar_id=avatar.id,
+            status="active",
+            ai_provider=ai_name,
+            tts_provider=tts_name,
+            voice_id=voice_id,
+            model=fields.get("model") or llm.provider.default_model,
             system_prompt=fields.get("system_prompt") or avatar.personality,
-            metadata_=metadata, message_count=0, ai_tokens=0, tts_characters=0,
-            created_at=now, updated_at=now,
+            metadata_=metadata,
+            message_count=0,
+            ai_tokens=0,
+            tts_characters=0,
+            created_at=now,
+            updated_at=now,
         )
         async with self.db.write() as session:
             session.add(conversation)
@@ -115,11 +137,9 @@ class ConversationService:
     async def load(self, principal: Principal, conversation_id: str) -> Conversation:
         """The caller's conversation, or 404 (other accounts' and modes' look absent)."""
         async with self.db.read() as session:
-            conversation = (
+            conversation: Conversation | None = (
                 await session.execute(
-                    owned(select(Conversation), principal).where(
-                        Conversation.id == conversation_id
-                    )
+                    owned(select(Conversation), principal).where(Conversation.id == conversation_id)
                 )
             ).scalar_one_or_none()
         if conversation is None:
@@ -128,8 +148,9 @@ class ConversationService:
             )
         return conversation
 
-    async def get(self, principal: Principal, conversation_id: str, base_url: str
-                  ) -> dict[str, Any]:
+    async def get(
+        self, principal: Principal, conversation_id: str, base_url: str
+    ) -> dict[str, Any]:
         conversation = await self.load(principal, conversation_id)
         async with self.db.read() as session:
             rows = (
@@ -170,7 +191,8 @@ class ConversationService:
                 ).scalar_one_or_none()
                 if anchor is None:
                     raise InvalidParameterError(
-                        "starting_after", "not_allowed",
+                        "starting_after",
+                        "not_allowed",
                         "starting_after must be the id of a conversation in this list.",
                     )
                 query = query.where(
@@ -178,11 +200,16 @@ class ConversationService:
                     | and_(Conversation.created_at == anchor, Conversation.id < cursor)
                 )
             rows = (
-                await session.execute(
-                    query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
-                    .limit(limit + 1)
+                (
+                    await session.execute(
+                        query.order_by(
+                            Conversation.created_at.desc(), Conversation.id.desc()
+                        ).limit(limit + 1)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return page([self.render(c) for c in rows], limit)
 
     async def end(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
@@ -202,12 +229,16 @@ class ConversationService:
         await self.load(principal, conversation_id)
         async with self.db.write() as session:
             keys = (
-                await session.execute(
-                    select(AudioClip.storage_key).where(
-                        AudioClip.conversation_id == conversation_id
+                (
+                    await session.execute(
+                        select(AudioClip.storage_key).where(
+                            AudioClip.conversation_id == conversation_id
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             await session.execute(delete(Message).where(Message.conversation_id == conversation_id))
             await session.execute(
                 delete(AudioClip).where(AudioClip.conversation_id == conversation_id)
@@ -218,7 +249,10 @@ class ConversationService:
         return {"id": conversation_id, "object": "conversation", "deleted": True}
 
     async def list_messages(
-        self, principal: Principal, conversation_id: str, params: Mapping[str, str],
+        self,
+        principal: Principal,
+        conversation_id: str,
+        params: Mapping[str, str],
         base_url: str,
     ) -> dict[str, Any]:
         limit = query_int(params, "limit", 20, 1, 100)
@@ -241,10 +275,13 @@ class ConversationService:
                 ).scalar_one_or_none()
                 if anchor is None:
                     raise InvalidParameterError(
-                        "starting_after", "not_allowed",
+                        "starting_after",
+                        "not_allowed",
                         "starting_after must be the id of a message in this list.",
                     )
-                query = query.where(Message.seq > anchor if order == "asc" else Message.seq < anchor)
+                query = query.where(
+                    Message.seq > anchor if order == "asc" else Message.seq < anchor
+                )
             ordering = Message.seq.asc() if order == "asc" else Message.seq.desc()
             rows = (await session.execute(query.order_by(ordering).limit(limit + 1))).all()
         return page([message_json(m, c, self.speech, base_url) for m, c in rows], limit)

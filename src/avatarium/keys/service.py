@@ -136,4 +136,3 @@ class KeyService:
             mode=key.mode,
             scope=key.scope,
         )
-

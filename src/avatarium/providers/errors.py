@@ -16,8 +16,11 @@ class FailureCategory(StrEnum):
 
     @property
     def retryable(self) -> bool:
-        return self in (FailureCategory.TIMEOUT, FailureCategory.UNAVAILABLE,
-                        FailureCategory.RATE_LIMITED)
+        return self in (
+            FailureCategory.TIMEOUT,
+            FailureCategory.UNAVAILABLE,
+            FailureCategory.RATE_LIMITED,
+        )
 
 
 class ProviderError(Exception):

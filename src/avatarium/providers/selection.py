@@ -33,13 +33,16 @@ def _check_name(registry: ProviderRegistry, kind: str, name: str, field: str) ->
 
 def _not_configured(field: str, name: str) -> InvalidParameterError:
     return InvalidParameterError(
-        field, "not_configured",
-        f"The {name} provider is not configured on this server.", provider=name,
+        field,
+        "not_configured",
+        f"The {name} provider is not configured on this server.",
+        provider=name,
     )
 
 
-def select_llm(registry: ProviderRegistry, name: str, mode: str, field: str = "ai_provider"
-               ) -> Selected[LLMProvider]:
+def select_llm(
+    registry: ProviderRegistry, name: str, mode: str, field: str = "ai_provider"
+) -> Selected[LLMProvider]:
     _check_name(registry, "llm", name, field)
     if mode == "test":
         embedded = registry.llm(EMBEDDED_AI)
@@ -52,8 +55,9 @@ def select_llm(registry: ProviderRegistry, name: str, mode: str, field: str = "a
     return Selected(name, provider, sandbox=False)
 
 
-def select_tts(registry: ProviderRegistry, name: str, mode: str, field: str = "tts_provider"
-               ) -> Selected[TTSProvider]:
+def select_tts(
+    registry: ProviderRegistry, name: str, mode: str, field: str = "tts_provider"
+) -> Selected[TTSProvider]:
     _check_name(registry, "tts", name, field)
     if mode == "test" and name != "browser":
         embedded = registry.tts(EMBEDDED_TTS)

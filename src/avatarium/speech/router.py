@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,21 +33,28 @@ async def _speak(call: Call, text: str, provider_name: str | None, voice: str | 
     selected = select_tts(state.providers, name, call.caller.mode, "provider")
     if not selected.provider.produces_audio:
         raise InvalidParameterError(
-            "provider", "not_allowed", f"{name} speech is made by the client, not the server.",
+            "provider",
+            "not_allowed",
+            f"{name} speech is made by the client, not the server.",
         )
     voice_id = voice_or_default(selected.provider, voice)
     if selected.name == name and not await selected.provider.has_voice(voice_id):
         raise InvalidParameterError(
-            "voice", "not_allowed", f"{name} has no voice {voice_id!r}.",
+            "voice",
+            "not_allowed",
+            f"{name} has no voice {voice_id!r}.",
             allowed=[v.id for v in await selected.provider.voices()],
         )
     if selected.name != name:
         voice_id = selected.provider.default_voice
     speech = await state.speech.synthesize(selected.provider, text, voice_id)
     return Response(
-        speech.mp3, media_type="audio/mpeg",
-        headers={"X-TTS-Characters": str(speech.characters),
-                 "X-Audio-Duration-Ms": str(speech.duration_ms)},
+        speech.mp3,
+        media_type="audio/mpeg",
+        headers={
+            "X-TTS-Characters": str(speech.characters),
+            "X-Audio-Duration-Ms": str(speech.duration_ms),
+        },
     )
 
 
@@ -68,16 +77,17 @@ async def list_voices(call: Call) -> Response:
     names = state.providers.names("tts")
     if wanted is not None and wanted not in names:
         raise InvalidParameterError(
-            "provider", "not_allowed", f"provider must be one of: {', '.join(names)}.",
+            "provider",
+            "not_allowed",
+            f"provider must be one of: {', '.join(names)}.",
             allowed=names,
         )
-    voices = []
+    voices: list[dict[str, Any]] = []
     for name in [wanted] if wanted else names:
         provider = state.providers.tts(name)
         if provider is not None:
             voices.extend(v.as_json() for v in await provider.voices())
-    return JSONResponse({"object": "list", "data": voices, "has_more": False,
-                         "next_cursor": None})
+    return JSONResponse({"object": "list", "data": voices, "has_more": False, "next_cursor": None})
 
 
 @endpoint(auth="optional")
@@ -92,8 +102,9 @@ async def download_audio(call: Call) -> Response:
     ):
         raise missing
     async with state.db.read() as session:
-        clip = (await session.execute(select(AudioClip).where(AudioClip.id == clip_id))
-                ).scalar_one_or_none()
+        clip = (
+            await session.execute(select(AudioClip).where(AudioClip.id == clip_id))
+        ).scalar_one_or_none()
     if clip is None:
         raise missing
     caller = call.principal
@@ -102,8 +113,9 @@ async def download_audio(call: Call) -> Response:
     data = await state.speech.store.get(clip.storage_key)
     if data is None:
         raise missing
-    return Response(data, media_type="audio/mpeg",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        data, media_type="audio/mpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 routes = [

@@ -19,7 +19,9 @@ from avatarium.storage.audio import AudioStore
 def tts_failure(error: ProviderError) -> TTSProviderError:
     """A provider-neutral failure as the documented ``tts_provider_error``."""
     return TTSProviderError(
-        error.provider, error.category.value, error.category.retryable,
+        error.provider,
+        error.category.value,
+        error.category.retryable,
         f"The speech provider failed: {error.message}",
     )
 
@@ -49,9 +51,16 @@ class SpeechService:
         key = f"{clip_id}.mp3"
         await self.store.put(key, speech.mp3)
         return AudioClip(
-            id=clip_id, account_id=account_id, mode=mode, conversation_id=conversation_id,
-            storage_key=key, byte_size=len(speech.mp3), duration_ms=speech.duration_ms,
-            visemes=speech.visemes, words=speech.words, created_at=self._clock.now(),
+            id=clip_id,
+            account_id=account_id,
+            mode=mode,
+            conversation_id=conversation_id,
+            storage_key=key,
+            byte_size=len(speech.mp3),
+            duration_ms=speech.duration_ms,
+            visemes=speech.visemes,
+            words=speech.words,
+            created_at=self._clock.now(),
         )
 
     def url(self, base_url: str, clip_id: str) -> str:

@@ -12,26 +12,53 @@ VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E
 
 # eSpeak mnemonics, longest first so that "tS" wins over "t".
 _PREFIXES: list[tuple[str, str]] = [
-    ("tS", "CH"), ("dZ", "CH"), ("S", "CH"), ("Z", "CH"),
-    ("p", "PP"), ("b", "PP"), ("m", "PP"),
-    ("f", "FF"), ("v", "FF"),
-    ("T", "TH"), ("D", "TH"),
-    ("t", "DD"), ("d", "DD"),
-    ("k", "kk"), ("g", "kk"), ("N", "kk"), ("x", "kk"), ("h", "kk"),
-    ("s", "SS"), ("z", "SS"),
-    ("n", "nn"), ("l", "nn"), ("L", "nn"),
-    ("r", "RR"), ("R", "RR"),
-    ("a", "aa"), ("A", "aa"), ("V", "aa"), ("@", "aa"), ("3", "aa"),
-    ("e", "E"), ("E", "E"),
-    ("i", "ih"), ("I", "ih"), ("j", "ih"), ("y", "ih"),
-    ("o", "oh"), ("O", "oh"),
-    ("u", "ou"), ("U", "ou"), ("w", "ou"),
+    ("tS", "CH"),
+    ("dZ", "CH"),
+    ("S", "CH"),
+    ("Z", "CH"),
+    ("p", "PP"),
+    ("b", "PP"),
+    ("m", "PP"),
+    ("f", "FF"),
+    ("v", "FF"),
+    ("T", "TH"),
+    ("D", "TH"),
+    ("t", "DD"),
+    ("d", "DD"),
+    ("k", "kk"),
+    ("g", "kk"),
+    ("N", "kk"),
+    ("x", "kk"),
+    ("h", "kk"),
+    ("s", "SS"),
+    ("z", "SS"),
+    ("n", "nn"),
+    ("l", "nn"),
+    ("L", "nn"),
+    ("r", "RR"),
+    ("R", "RR"),
+    ("a", "aa"),
+    ("A", "aa"),
+    ("V", "aa"),
+    ("@", "aa"),
+    ("3", "aa"),
+    ("e", "E"),
+    ("E", "E"),
+    ("i", "ih"),
+    ("I", "ih"),
+    ("j", "ih"),
+    ("y", "ih"),
+    ("o", "oh"),
+    ("O", "oh"),
+    ("u", "ou"),
+    ("U", "ou"),
+    ("w", "ou"),
 ]
 
 
 def viseme_for(phoneme: str) -> str:
     """The viseme of an eSpeak phoneme mnemonic (stress and length marks ignored)."""
-    core = phoneme.lstrip("'," ).rstrip(":;")
+    core = phoneme.lstrip("',").rstrip(":;")
     if not core or core.startswith("_"):
         return "sil"
     for prefix, viseme in _PREFIXES:

@@ -6,4 +6,12 @@ from avatarium.keys.models import ApiKey
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import Base
 
-__all__ = ["Account", "ApiKey", "AudioClip", "Base", "Conversation", "IdempotentResponse", "Message"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "AudioClip",
+    "Base",
+    "Conversation",
+    "IdempotentResponse",
+    "Message",
+]

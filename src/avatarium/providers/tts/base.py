@@ -17,8 +17,14 @@ class Voice:
     provider: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "object": "voice", "name": self.name, "language": self.language,
-                "gender": self.gender, "provider": self.provider}
+        return {
+            "id": self.id,
+            "object": "voice",
+            "name": self.name,
+            "language": self.language,
+            "gender": self.gender,
+            "provider": self.provider,
+        }
 
 
 @dataclass(frozen=True, slots=True)

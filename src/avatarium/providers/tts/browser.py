@@ -8,8 +8,13 @@ from avatarium.providers.registry import ProviderSpec
 from avatarium.providers.tts.base import Speech, Voice
 
 BROWSER_VOICES = [
-    Voice(id="default", name="The browser's default voice", language="und", gender="neutral",
-          provider="browser"),
+    Voice(
+        id="default",
+        name="The browser's default voice",
+        language="und",
+        gender="neutral",
+        provider="browser",
+    ),
 ]
 
 

@@ -36,7 +36,9 @@ class EspeakProvider:
     async def synthesize(self, text: str, voice_id: str) -> Speech:
         entry = ESPEAK_VOICES.get(voice_id)
         if entry is None:
-            raise ProviderError(FailureCategory.BAD_RESPONSE, self.name, f"unknown voice {voice_id}")
+            raise ProviderError(
+                FailureCategory.BAD_RESPONSE, self.name, f"unknown voice {voice_id}"
+            )
         return await asyncio.to_thread(self._synthesize, text, entry[0])
 
     @staticmethod

@@ -42,7 +42,9 @@ def upgrade() -> None:
         sa.Column("revoked_at", TS, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_api_keys"),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_api_keys_account_id_accounts",
+            ["account_id"],
+            ["accounts.id"],
+            name="fk_api_keys_account_id_accounts",
             ondelete="CASCADE",
         ),
         sa.UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
@@ -70,7 +72,9 @@ def upgrade() -> None:
         sa.Column("ended_at", TS, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_conversations"),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_conversations_account_id_accounts",
+            ["account_id"],
+            ["accounts.id"],
+            name="fk_conversations_account_id_accounts",
             ondelete="CASCADE",
         ),
     )
@@ -93,8 +97,10 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_messages"),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"],
-            name="fk_messages_conversation_id_conversations", ondelete="CASCADE",
+            ["conversation_id"],
+            ["conversations.id"],
+            name="fk_messages_conversation_id_conversations",
+            ondelete="CASCADE",
         ),
         sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_id"),
     )
@@ -112,12 +118,16 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audio_clips"),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name="fk_audio_clips_account_id_accounts",
+            ["account_id"],
+            ["accounts.id"],
+            name="fk_audio_clips_account_id_accounts",
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"],
-            name="fk_audio_clips_conversation_id_conversations", ondelete="CASCADE",
+            ["conversation_id"],
+            ["conversations.id"],
+            name="fk_audio_clips_conversation_id_conversations",
+            ondelete="CASCADE",
         ),
     )
     op.create_index("ix_audio_clips_conversation_id", "audio_clips", ["conversation_id"])
@@ -134,17 +144,28 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_idempotent_responses"),
         sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"],
-            name="fk_idempotent_responses_account_id_accounts", ondelete="CASCADE",
+            ["account_id"],
+            ["accounts.id"],
+            name="fk_idempotent_responses_account_id_accounts",
+            ondelete="CASCADE",
         ),
         sa.UniqueConstraint(
-            "account_id", "mode", "idempotency_key", "endpoint",
+            "account_id",
+            "mode",
+            "idempotency_key",
+            "endpoint",
             name="uq_idempotent_responses_account_id",
         ),
     )
 
 
 def downgrade() -> None:
-    for table in ("idempotent_responses", "audio_clips", "messages", "conversations",
-                  "api_keys", "accounts"):
+    for table in (
+        "idempotent_responses",
+        "audio_clips",
+        "messages",
+        "conversations",
+        "api_keys",
+        "accounts",
+    ):
         op.drop_table(table)

@@ -57,7 +57,7 @@ async def postgres_url() -> AsyncIterator[str]:
         await admin.close()
 
 
-def test_settings(data_dir: Path, database_url: str | None = None, **extra: object) -> Settings:
+def make_settings(data_dir: Path, database_url: str | None = None, **extra: object) -> Settings:
     """Settings for a test app: quick, deterministic replies."""
     values: dict[str, object] = {
         "data_dir": data_dir,
@@ -72,7 +72,7 @@ def test_settings(data_dir: Path, database_url: str | None = None, **extra: obje
 
 
 async def start_api(backend: str, data_dir: Path, database_url: str | None) -> AsyncIterator[Api]:
-    settings = test_settings(data_dir, database_url)
+    settings = make_settings(data_dir, database_url)
     clock = OffsetClock()
     app = create_app(settings, clock=clock, providers=ProviderRegistry(settings))
     async with app.router.lifespan_context(app):

@@ -1,0 +1,113 @@
+"""End to end: the real server process, started the way `make run` starts it.
+
+The first start prints a test key and a curl example; running that example verbatim must
+return a spoken reply whose MP3 downloads and lasts as long as the reply says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.mp3_check import mp3_duration_ms
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A server process with its output collected."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        env = {**os.environ, "AVATARIUM_DATA_DIR": str(data_dir),
+               "AVATARIUM_LOCAL_MAX_TOKENS": "40", "PYTHONUNBUFFERED": "1"}
+        env.pop("AVATARIUM_DATABASE_URL", None)
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.output}")
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not ready:\n{self.output}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[list[Server]]:
+    servers: list[Server] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_first_start_prints_a_key_and_a_working_example(
+    tmp_path: Path, server_factory: list[Server]
+) -> None:
+    port = free_port()
+    server = Server(tmp_path, port)
+    server_factory.append(server)
+    server.wait_ready()
+    output = server.output
+    assert "av_test_" in output, output
+    example = output[output.index("CONV=$("):].split("\n\n")[0]
+    assert "Bearer av_test_" in example
+    result = subprocess.run(["bash", "-c", example], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    reply = json.loads(result.stdout)
+    assert reply["role"] == "assistant" and reply["content"]
+    audio = httpx.get(reply["audio_url"], timeout=10)  # no key: signed URLs are public
+    assert audio.status_code == 200
+    assert audio.headers["content-type"] == "audio/mpeg"
+    duration = mp3_duration_ms(audio.content)
+    assert abs(duration - reply["audio"]["duration_ms"]) <= 0.1 * reply["audio"]["duration_ms"]
+    assert reply["audio_url"].startswith(f"http://127.0.0.1:{port}/v1/audio/aud_")
+
+    # A restart finds the key and prints none.
+    server.stop()
+    again = Server(tmp_path, free_port())
+    server_factory.append(again)
+    again.wait_ready()
+    assert "av_test_" not in again.output

@@ -107,12 +107,14 @@ class ScriptedLLM:
         self.fail = fail
         self.gate: asyncio.Event | None = None
         self.calls = 0
+        self.requests: list[ChatRequest] = []
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:
         return sum(len(m.content) // 4 + 4 for m in messages)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
         self.calls += 1
+        self.requests.append(request)
         if self.gate is not None:
             await self.gate.wait()
         for word in self.text.split(" "):

@@ -62,3 +62,11 @@ def test_a_message_too_long_for_the_model_is_refused(small_model: LocalProvider)
 def test_the_model_file_comes_from_the_package(tmp_path: Path) -> None:
     provider = LocalProvider(make_settings(tmp_path))
     assert provider.engine().model_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_counts_add_up_to_the_whole_prompt(small_model: LocalProvider) -> None:
+    from avatarium.providers.llm.local_engine import chatml
+
+    prompt = build_prompt(small_model, "Be brief, and kind.", history(2), "Ünïcode? ✓ 3.5 ok")
+    whole = len(small_model.engine().tokenize(chatml([(m.role, m.content) for m in prompt])))
+    assert small_model.count_tokens(prompt) == whole

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,10 +132,11 @@ class IdempotencyStore:
         self, session: AsyncSession, attempt: Attempt, status_code: int, body: str
     ) -> None:
         """Store the answer, inside the caller's transaction."""
-        record = await session.get(IdempotentResponse, attempt.record_id)
-        if record is not None:
-            record.status_code = status_code
-            record.response_body = body
+        await session.execute(
+            update(IdempotentResponse)
+            .where(IdempotentResponse.id == attempt.record_id)
+            .values(status_code=status_code, response_body=body)
+        )
 
     async def abandon(self, attempt: Attempt) -> None:
         """Forget a failed attempt so the client can retry with the same key."""

@@ -8,11 +8,11 @@ events and ends with ``Done`` (the stored reply) or ``ErrorEvent`` (nothing stor
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, update
 
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
@@ -36,6 +36,7 @@ from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider
 from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.speech.models import AudioClip
+from avatarium.storage.base import column_values
 
 
 def ended_error() -> InvalidRequestError:
@@ -82,6 +83,7 @@ class ReplyService:
         self,
         principal: Principal,
         conversation: Conversation,
+        history: Sequence[Message],
         content: str,
         want_speech: bool,
         base_url: str,
@@ -105,18 +107,6 @@ class ReplyService:
                 voice_id
                 if await tts.provider.has_voice(voice_id)
                 else (fallback or tts.provider.default_voice)
-            )
-        async with self._c.db.read() as session:
-            history = (
-                (
-                    await session.execute(
-                        select(Message)
-                        .where(Message.conversation_id == conversation.id)
-                        .order_by(Message.seq)
-                    )
-                )
-                .scalars()
-                .all()
             )
         prompt = build_prompt(llm.provider, conversation.system_prompt, history, content)
         return PreparedSend(
@@ -216,19 +206,33 @@ class ReplyService:
     ) -> dict[str, Any]:
         """Store the user message and the reply together, or nothing at all."""
         c = self._c
+        now = c.clock.now()
+        tts_chars = speech.characters if speech else 0
         async with c.db.write() as session:
-            conversation = await session.get(
-                Conversation, send.conversation.id, with_for_update=True
-            )
-            if conversation is None:
-                raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
-            if conversation.status == "ended":
+            # One atomic statement claims two sequence numbers and adds the usage; concurrent
+            # sends to one conversation therefore never collide, on any backend.
+            claimed = (
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == send.conversation.id, Conversation.status != "ended")
+                    .values(
+                        message_count=Conversation.message_count + 2,
+                        ai_tokens=Conversation.ai_tokens + ai_tokens,
+                        tts_characters=Conversation.tts_characters + tts_chars,
+                        updated_at=now,
+                    )
+                    .returning(Conversation.message_count)
+                    .execution_options(synchronize_session=False)
+                )
+            ).first()
+            if claimed is None:
+                if await session.get(Conversation, send.conversation.id) is None:
+                    raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
                 raise ended_error()
-            now = c.clock.now()
-            seq = conversation.message_count
+            seq = claimed[0] - 2
             user = Message(
                 id=new_id("msg"),
-                conversation_id=conversation.id,
+                conversation_id=send.conversation.id,
                 seq=seq,
                 role="user",
                 content=send.content,
@@ -236,13 +240,12 @@ class ReplyService:
                 tts_characters=0,
                 created_at=send.started_at or now,
             )
-            tts_chars = speech.characters if speech else 0
             speech_hint = None
             if send.tts is not None and not send.tts.provider.produces_audio:
                 speech_hint = {"provider": send.tts.name, "voice_id": send.voice_id, "text": text}
             reply = Message(
                 id=new_id("msg"),
-                conversation_id=conversation.id,
+                conversation_id=send.conversation.id,
                 seq=seq + 1,
                 role="assistant",
                 content=text,
@@ -254,14 +257,10 @@ class ReplyService:
                 tts_characters=tts_chars,
                 created_at=now,
             )
+            # Bulk inserts skip the unit-of-work bookkeeping: this is the hot path of a send.
             if clip is not None:
-                session.add(clip)
-                await session.flush()
-            session.add_all([user, reply])
-            conversation.message_count = seq + 2
-            conversation.ai_tokens += ai_tokens
-            conversation.tts_characters += tts_chars
-            conversation.updated_at = now
+                await session.execute(insert(AudioClip), [column_values(clip)])
+            await session.execute(insert(Message), [column_values(user), column_values(reply)])
             body = message_json(reply, clip, c.speech, send.base_url)
             if send.attempt is not None:
                 await c.idempotency.complete(session, send.attempt, 200, wire_json(body))

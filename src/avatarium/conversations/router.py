@@ -92,7 +92,9 @@ async def send_message(call: Call) -> Response:
             allowed=[False],
         )
     conversation_id = call.request.path_params["conversation_id"]
-    conversation = await state.conversations.load(call.caller, conversation_id)
+    conversation, history = await state.conversations.load_with_history(
+        call.caller, conversation_id
+    )
     claimed = await _claim(call, body)
     if isinstance(claimed, Replay):
         return _replay(claimed)
@@ -102,6 +104,7 @@ async def send_message(call: Call) -> Response:
         prepared = await replies.prepare(
             call.caller,
             conversation,
+            history,
             fields["content"],
             fields.get("tts", True),
             base_url(call.request),

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from avatarium.api.validation import query_choice, query_int, validate, validate_metadata
 from avatarium.avatars.catalog import AvatarCatalog
@@ -137,11 +138,36 @@ class ConversationService:
     async def load(self, principal: Principal, conversation_id: str) -> Conversation:
         """The caller's conversation, or 404 (other accounts' and modes' look absent)."""
         async with self.db.read() as session:
-            conversation: Conversation | None = (
-                await session.execute(
-                    owned(select(Conversation), principal).where(Conversation.id == conversation_id)
+            return await self._owned(session, principal, conversation_id)
+
+    async def load_with_history(
+        self, principal: Principal, conversation_id: str
+    ) -> tuple[Conversation, list[Message]]:
+        """The conversation and its messages, oldest first, in one round of reads."""
+        async with self.db.read() as session:
+            conversation = await self._owned(session, principal, conversation_id)
+            history = (
+                (
+                    await session.execute(
+                        select(Message)
+                        .where(Message.conversation_id == conversation.id)
+                        .order_by(Message.seq)
+                    )
                 )
-            ).scalar_one_or_none()
+                .scalars()
+                .all()
+            )
+        return conversation, list(history)
+
+    @staticmethod
+    async def _owned(
+        session: AsyncSession, principal: Principal, conversation_id: str
+    ) -> Conversation:
+        conversation: Conversation | None = (
+            await session.execute(
+                owned(select(Conversation), principal).where(Conversation.id == conversation_id)
+            )
+        ).scalar_one_or_none()
         if conversation is None:
             raise ConversationNotFoundError(
                 f"No conversation {conversation_id!r}.", details={"field": "conversation_id"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -44,3 +44,9 @@ class Base(DeclarativeBase):
     """Declarative base of every table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def column_values(instance: Base) -> dict[str, Any]:
+    """An entity's column attributes as a dict, for bulk ``insert()`` statements."""
+    mapper = inspect(type(instance))
+    return {attr.key: getattr(instance, attr.key) for attr in mapper.column_attrs}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,13 +37,24 @@ class LocalProvider:
         self.context_tokens = settings.local_context_tokens
         self.max_reply_tokens = settings.local_max_tokens
         self._temperature = settings.local_temperature
+        self._message_tokens = functools.lru_cache(maxsize=8192)(self._count_message)
 
     def engine(self) -> LocalEngine:
         """The loaded model (first call loads it)."""
         return shared_engine(self._model_path, self._threads, self.context_tokens)
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:
-        return len(self.engine().tokenize(chatml([(m.role, m.content) for m in messages])))
+        # ChatML wraps each message in special tokens, which the tokenizer never merges
+        # across, so a prompt's count is the sum of its messages' counts: cache those, and a
+        # send only tokenizes its new message.
+        return self._reply_cue + sum(self._message_tokens(m.role, m.content) for m in messages)
+
+    @functools.cached_property
+    def _reply_cue(self) -> int:
+        return len(self.engine().tokenize(chatml([])))
+
+    def _count_message(self, role: str, content: str) -> int:
+        return len(self.engine().tokenize(chatml([(role, content)]))) - self._reply_cue
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,185 @@
+"""Benchmarks (not tests): run with `make bench`. Prints figures; asserts nothing.
+
+1. Embedded model: load time, time to first token, tokens per second.
+2. eSpeak NG: real-time factor of synthesis, and of MP3 encoding.
+3. The real server process on the embedded defaults: per non-streamed send, the server's own
+   overhead (Server-Timing app - ai - tts) at p50/p99, and the whole reply's latency as the
+   client sees it (replies bounded to 40 tokens, with speech).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from avatarium.providers.llm.local_engine import (  # noqa: E402
+    LocalEngine,
+    bundled_model_path,
+    chatml,
+)
+from avatarium.speech.espeak_engine import shared_engine as espeak_engine  # noqa: E402
+from avatarium.speech.mp3 import encode_mp3  # noqa: E402
+
+PROMPTS = [
+    "Hello! Who are you?",
+    "What is a good way to learn to cook?",
+    "Tell me something about the moon.",
+    "How do I stay focused while working?",
+    "What should I read this week?",
+]
+SPEECH_TEXT = (
+    "Good morning! Today we will look at how sound travels through the air, why thunder "
+    "arrives after lightning, and what that tells us about the speed of light."
+)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def line(name: str, value: str) -> None:
+    print(f"  {name:<46} {value}")
+
+
+def bench_model(runs: int) -> None:
+    print("Embedded model (SmolLM2-135M-Instruct Q4_1, llama.cpp, 2 threads, 2048 context)")
+    started = time.perf_counter()
+    engine = LocalEngine(bundled_model_path(), threads=2, context_tokens=2048)
+    line("load", f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    first_tokens: list[float] = []
+    rates: list[float] = []
+    for index in range(runs):
+        prompt = chatml([("system", "You are a friendly assistant."),
+                         ("user", PROMPTS[index % len(PROMPTS)])])
+        marks: list[float] = []
+        begin = time.perf_counter()
+        _, produced = engine.generate(prompt, 64, 0.7, lambda _t: marks.append(
+            time.perf_counter()), threading.Event())
+        if marks and produced > 1:
+            first_tokens.append((marks[0] - begin) * 1000)
+            rates.append((produced - 1) / (marks[-1] - marks[0]))
+    line("time to first token p50 / p99", f"{pct(first_tokens, 50):.0f} / "
+         f"{pct(first_tokens, 99):.0f} ms  ({len(first_tokens)} runs)")
+    line("generation speed p50", f"{statistics.median(rates):.0f} tokens/s")
+
+
+def bench_speech(runs: int) -> None:
+    print("Embedded speech (eSpeak NG + LAME 64 kbit/s)")
+    engine = espeak_engine()
+    synth: list[float] = []
+    encode: list[float] = []
+    seconds = 0.0
+    for _ in range(runs):
+        begin = time.perf_counter()
+        rendering = engine.render(SPEECH_TEXT, "en-us+f3")
+        middle = time.perf_counter()
+        encode_mp3(rendering.pcm, rendering.sample_rate)
+        end = time.perf_counter()
+        seconds = rendering.duration_ms / 1000
+        synth.append(middle - begin)
+        encode.append(end - middle)
+    line("speech per run", f"{seconds:.1f} s of audio")
+    line("synthesis real-time factor p50", f"{statistics.median(synth) / seconds:.4f}  "
+         f"({statistics.median(synth) * 1000:.1f} ms)")
+    line("MP3 encoding real-time factor p50", f"{statistics.median(encode) / seconds:.4f}  "
+         f"({statistics.median(encode) * 1000:.1f} ms)")
+
+
+TIMING = re.compile(r"(\w+);dur=([\d.]+)")
+
+
+def bench_server(sends: int, database_url: str | None) -> None:
+    print(f"Server process, embedded defaults, {sends} non-streamed sends with speech")
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {**os.environ, "AVATARIUM_DATA_DIR": data_dir, "AVATARIUM_LOCAL_MAX_TOKENS": "40",
+               "AVATARIUM_LOG_LEVEL": "warning"}
+        if database_url:
+            env["AVATARIUM_DATABASE_URL"] = database_url
+        port = 18765
+        process = subprocess.Popen(
+            [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            key = ""
+            assert process.stdout is not None
+            for text in process.stdout:
+                found = re.search(r"(av_test_[0-9A-Za-z]{32})", text)
+                if found:
+                    key = found.group(1)
+                    break
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base, timeout=60,
+                              headers={"Authorization": f"Bearer {key}"}) as client:
+                for _ in range(300):
+                    try:
+                        if client.get("/health").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        time.sleep(0.1)
+                overhead: list[float] = []
+                whole: list[float] = []
+                tokens: list[int] = []
+                conversation = ""
+                for index in range(sends + 5):
+                    if index % 10 == 0:  # fresh conversations keep prompts short and varied
+                        conversation = client.post("/v1/conversations",
+                                                   json={"avatar_id": "aria-001"}).json()["id"]
+                    begin = time.perf_counter()
+                    response = client.post(f"/v1/conversations/{conversation}/messages",
+                                           json={"content": PROMPTS[index % len(PROMPTS)]})
+                    elapsed = (time.perf_counter() - begin) * 1000
+                    response.raise_for_status()
+                    if index < 5:
+                        continue  # warm-up
+                    phases = {k: float(v) for k, v in
+                              TIMING.findall(response.headers["server-timing"])}
+                    overhead.append(phases["app"] - phases["ai"] - phases["tts"])
+                    whole.append(elapsed)
+                    tokens.append(response.json()["usage"]["ai_tokens"])
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    line("server overhead per send p50 / p99",
+         f"{pct(overhead, 50):.2f} / {pct(overhead, 99):.2f} ms  (target <= 5 / 20)")
+    line("whole reply (<= 40 tokens, with speech) p50 / p99",
+         f"{pct(whole, 50):.0f} / {pct(whole, 99):.0f} ms  (target p50 <= 600)")
+    line("throughput, one client, sequential", f"{1000 / statistics.mean(whole):.2f} replies/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sends", type=int, default=200)
+    parser.add_argument("--model-runs", type=int, default=20)
+    parser.add_argument("--database-url", default=None,
+                        help="bench the server on this database instead of SQLite")
+    parser.add_argument("--only", choices=("model", "speech", "server"), default=None)
+    args = parser.parse_args()
+    print(f"Avatarium benchmarks on {os.cpu_count()} cores\n")
+    if args.only in (None, "model"):
+        bench_model(args.model_runs)
+        print()
+    if args.only in (None, "speech"):
+        bench_speech(50)
+        print()
+    if args.only in (None, "server"):
+        bench_server(args.sends, args.database_url)
+
+
+if __name__ == "__main__":
+    main()

@@ -31,15 +31,33 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 def test_keys_create_list_revoke(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "migrate")[0] == 0
-    code, out, _ = run(capsys, "keys", "create", "--account", "cli-acme", "--tier", "pro",
-                       "--mode", "live", "--name", "ci", "--expires-in", "2h", "--read-only",
-                       "--json")
+    code, out, _ = run(
+        capsys,
+        "keys",
+        "create",
+        "--account",
+        "cli-acme",
+        "--tier",
+        "pro",
+        "--mode",
+        "live",
+        "--name",
+        "ci",
+        "--expires-in",
+        "2h",
+        "--read-only",
+        "--json",
+    )
     assert code == 0
     created = json.loads(out)
     assert set(created) == {"id", "key", "account", "tier", "mode", "scope", "expires_at"}
     assert created["key"].startswith("av_live_") and len(created["key"]) == 8 + 32
     assert (created["account"], created["tier"], created["mode"], created["scope"]) == (
-        "cli-acme", "pro", "live", "read")
+        "cli-acme",
+        "pro",
+        "live",
+        "read",
+    )
     assert created["expires_at"].endswith("Z")
     code, out, _ = run(capsys, "keys", "list", "--account", "cli-acme", "--json")
     listed = json.loads(out)
@@ -65,8 +83,18 @@ def test_accounts_set_tier_and_limits(cli_env: Path, capsys: pytest.CaptureFixtu
     run(capsys, "keys", "create", "--account", "cli-tiers")
     code, out, _ = run(capsys, "accounts", "set-tier", "cli-tiers", "creator")
     assert code == 0 and "creator" in out
-    code, out, _ = run(capsys, "accounts", "set-limits", "cli-tiers", "--rpm", "5",
-                       "--concurrent", "1", "--monthly-messages", "50")
+    code, out, _ = run(
+        capsys,
+        "accounts",
+        "set-limits",
+        "cli-tiers",
+        "--rpm",
+        "5",
+        "--concurrent",
+        "1",
+        "--monthly-messages",
+        "50",
+    )
     assert code == 0 and "rpm=5" in out and "concurrent=1" in out and "monthly_messages=50" in out
     code, _, err = run(capsys, "accounts", "set-tier", "cli-nobody", "pro")
     assert code == 1 and "no account" in err
@@ -75,9 +103,11 @@ def test_accounts_set_tier_and_limits(cli_env: Path, capsys: pytest.CaptureFixtu
 
 
 def test_bad_arguments_are_refused(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for args in (["keys", "create", "--account", "x", "--expires-in", "soon"],
-                 ["keys", "create", "--account", "x", "--tier", "platinum"],
-                 ["accounts", "set-limits", "x", "--rpm", "-3"]):
+    for args in (
+        ["keys", "create", "--account", "x", "--expires-in", "soon"],
+        ["keys", "create", "--account", "x", "--tier", "platinum"],
+        ["accounts", "set-limits", "x", "--rpm", "-3"],
+    ):
         with pytest.raises(SystemExit) as caught:
             main(args)
         assert caught.value.code == 2

@@ -34,13 +34,20 @@ class Server:
     """A server process with its output collected."""
 
     def __init__(self, data_dir: Path, port: int) -> None:
-        env = {**os.environ, "AVATARIUM_DATA_DIR": str(data_dir),
-               "AVATARIUM_LOCAL_MAX_TOKENS": "40", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "AVATARIUM_DATA_DIR": str(data_dir),
+            "AVATARIUM_LOCAL_MAX_TOKENS": "40",
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("AVATARIUM_DATABASE_URL", None)
         self.base = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
         )
         self.lines: list[str] = []
         threading.Thread(target=self._collect, daemon=True).start()
@@ -92,7 +99,7 @@ def test_first_start_prints_a_key_and_a_working_example(
     server.wait_ready()
     output = server.output
     assert "av_test_" in output, output
-    example = output[output.index("CONV=$("):].split("\n\n")[0]
+    example = output[output.index("CONV=$(") :].split("\n\n")[0]
     assert "Bearer av_test_" in example
     result = subprocess.run(["bash", "-c", example], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -19,7 +19,8 @@ async def test_health_reports_each_check(api: Api) -> None:
         response = await api.client.get(path)
         assert response.status_code == 200
         assert response.json() == {
-            "status": "ok", "version": __version__,
+            "status": "ok",
+            "version": __version__,
             "checks": {"database": "ok", "rate_limiter": "ok"},
         }
 

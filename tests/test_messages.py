@@ -241,11 +241,16 @@ async def test_the_model_sees_the_system_prompt_and_history(api: Api) -> None:
     key = await api.key(mode="live")
     llm = ScriptedLLM("echo-ai", text="Noted.")
     api.state.providers.register(ProviderSpec("echo-ai", "llm", lambda _s: llm))
-    conversation = await api.conversation(key, ai_provider="echo-ai", tts_provider="browser",
-                                          system_prompt="You are terse.")
+    conversation = await api.conversation(
+        key, ai_provider="echo-ai", tts_provider="browser", system_prompt="You are terse."
+    )
     for content in ("My name is Ada.", "What is my name?"):
         (await send(api, key, conversation["id"], content=content)).raise_for_status()
     seen = [(m.role, m.content) for m in llm.requests[-1].messages]
-    assert seen == [("system", "You are terse."), ("user", "My name is Ada."),
-                    ("assistant", "Noted."), ("user", "What is my name?")]
+    assert seen == [
+        ("system", "You are terse."),
+        ("user", "My name is Ada."),
+        ("assistant", "Noted."),
+        ("user", "What is my name?"),
+    ]
     assert llm.requests[-1].model == "scripted-1"

@@ -20,15 +20,24 @@ def history(turns: int) -> list[Message]:
     for index in range(turns * 2):
         role = "user" if index % 2 == 0 else "assistant"
         text = f"Turn {index // 2} {role}: " + "words and more words " * 12
-        messages.append(Message(id=f"msg_{index}", conversation_id="conv_x", seq=index,
-                                role=role, content=text, created_at=now))
+        messages.append(
+            Message(
+                id=f"msg_{index}",
+                conversation_id="conv_x",
+                seq=index,
+                role=role,
+                content=text,
+                created_at=now,
+            )
+        )
     return messages
 
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> LocalProvider:
-    settings = make_settings(tmp_path_factory.mktemp("p"), local_context_tokens=512,
-                             local_max_tokens=64)
+    settings = make_settings(
+        tmp_path_factory.mktemp("p"), local_context_tokens=512, local_max_tokens=64
+    )
     return LocalProvider(settings)
 
 
@@ -44,12 +53,18 @@ def test_oldest_turns_go_first_and_the_prompt_fits(small_model: LocalProvider) -
     assert prompt[1].role == "user"  # never starts mid-turn
     kept = prompt[1:-1]
     assert 0 < len(kept) < len(turns)
-    assert [m.content for m in kept] == [m.content for m in turns[-len(kept):]]
+    assert [m.content for m in kept] == [m.content for m in turns[-len(kept) :]]
     budget = small_model.context_tokens - small_model.max_reply_tokens
     assert small_model.count_tokens(prompt) <= budget
     # One more turn would not have fitted.
-    longer = [prompt[0], *[type(prompt[1])(m.role, m.content)  # type: ignore[arg-type]
-                          for m in turns[-len(kept) - 2:]], prompt[-1]]
+    longer = [
+        prompt[0],
+        *[
+            type(prompt[1])(m.role, m.content)  # type: ignore[arg-type]
+            for m in turns[-len(kept) - 2 :]
+        ],
+        prompt[-1],
+    ]
     assert small_model.count_tokens(longer) > budget
 
 

@@ -42,14 +42,16 @@ def test_viseme_mapping() -> None:
 
 async def test_text_to_speech_endpoint(api: Api) -> None:
     key = await api.key()
-    response = await api.client.post("/v1/tts", json={"text": "Hello there.", "voice": "en-gb"},
-                                     headers=api.auth(key))
+    response = await api.client.post(
+        "/v1/tts", json={"text": "Hello there.", "voice": "en-gb"}, headers=api.auth(key)
+    )
     assert response.status_code == 200 and response.headers["content-type"] == "audio/mpeg"
     assert response.headers["x-tts-characters"] == "12"
     duration = int(response.headers["x-audio-duration-ms"])
     assert abs(mp3_duration_ms(response.content) - duration) <= 0.1 * duration
-    preview = await api.client.post("/v1/tts/preview", json={"voice": "en-us+m3"},
-                                    headers=api.auth(key))
+    preview = await api.client.post(
+        "/v1/tts/preview", json={"voice": "en-us+m3"}, headers=api.auth(key)
+    )
     assert preview.status_code == 200 and len(preview.content) > 1000
 
 
@@ -61,10 +63,22 @@ async def test_text_to_speech_errors(api: Api) -> None:
         ({"text": ""}, 400, "invalid_parameter", "text", "empty", key),
         ({"text": "x" * 5001}, 400, "invalid_parameter", "text", "too_long", key),
         ({"text": "hi", "voice": "nobody"}, 400, "invalid_parameter", "voice", "not_allowed", key),
-        ({"text": "hi", "provider": "browser"}, 400, "invalid_parameter", "provider",
-         "not_allowed", key),
-        ({"text": "hi", "provider": "google"}, 400, "invalid_parameter", "provider",
-         "not_configured", live),
+        (
+            {"text": "hi", "provider": "browser"},
+            400,
+            "invalid_parameter",
+            "provider",
+            "not_allowed",
+            key,
+        ),
+        (
+            {"text": "hi", "provider": "google"},
+            400,
+            "invalid_parameter",
+            "provider",
+            "not_configured",
+            live,
+        ),
     ]
     for body, status, code, field, reason, used in cases:
         response = await api.client.post("/v1/tts", json=body, headers=api.auth(used))

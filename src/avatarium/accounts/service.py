@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from avatarium.accounts.models import Account
 from avatarium.core.clock import Clock
@@ -20,35 +21,36 @@ class AccountService:
         self._clock = clock
 
     async def get_by_name(self, name: str) -> Account | None:
-        async with self._db.read() as session:
-            result = await session.execute(select(Account).where(Account.name == name))
-            return result.scalar_one_or_none()
+        return await self._db.read(lambda session: _named(session, name))
 
     async def ensure(self, name: str, tier: str | None = None) -> Account:
         """The account called ``name``, created on first use (with ``tier`` or free)."""
         if tier is not None and tier not in TIERS:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}")
-        async with self._db.write() as session:
-            result = await session.execute(select(Account).where(Account.name == name))
-            account = result.scalar_one_or_none()
+        now = self._clock.now()
+
+        def work(session: Session) -> Account:
+            account = _named(session, name)
             if account is None:
-                account = Account(
-                    id=new_id("acct"), name=name, tier=tier or "free", created_at=self._clock.now()
-                )
+                account = Account(id=new_id("acct"), name=name, tier=tier or "free", created_at=now)
                 session.add(account)
             elif tier is not None:
                 account.tier = tier
             return account
 
+        return await self._db.write(work)
+
     async def set_tier(self, name: str, tier: str) -> Account | None:
         if tier not in TIERS:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}")
-        async with self._db.write() as session:
-            result = await session.execute(select(Account).where(Account.name == name))
-            account = result.scalar_one_or_none()
+
+        def work(session: Session) -> Account | None:
+            account = _named(session, name)
             if account is not None:
                 account.tier = tier
             return account
+
+        return await self._db.write(work)
 
     async def set_limits(
         self,
@@ -58,9 +60,8 @@ class AccountService:
         concurrent: int | None = None,
         monthly_messages: int | None = None,
     ) -> Account | None:
-        async with self._db.write() as session:
-            result = await session.execute(select(Account).where(Account.name == name))
-            account = result.scalar_one_or_none()
+        def work(session: Session) -> Account | None:
+            account = _named(session, name)
             if account is None:
                 return None
             if rpm is not None:
@@ -70,3 +71,12 @@ class AccountService:
             if monthly_messages is not None:
                 account.monthly_messages_limit = monthly_messages
             return account
+
+        return await self._db.write(work)
+
+
+def _named(session: Session, name: str) -> Account | None:
+    account: Account | None = session.execute(
+        select(Account).where(Account.name == name)
+    ).scalar_one_or_none()
+    return account

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from avatarium.conversations.models import IdempotentResponse
 from avatarium.core.clock import Clock
@@ -75,36 +75,37 @@ class IdempotencyStore:
     ) -> Attempt | Replay:
         """Claim ``key`` for this request, or return the answer stored under it."""
         now = self._clock.now()
+
+        def work(session: Session) -> Attempt | Replay:
+            existing = session.execute(
+                select(IdempotentResponse).where(
+                    IdempotentResponse.account_id == principal.account_id,
+                    IdempotentResponse.mode == principal.mode,
+                    IdempotentResponse.idempotency_key == key,
+                    IdempotentResponse.endpoint == endpoint,
+                )
+            ).scalar_one_or_none()
+            if existing is not None:
+                outcome = self._judge(existing, fingerprint, now)
+                if outcome is not None:
+                    return outcome
+                session.delete(existing)  # expired or abandoned: start afresh
+                session.flush()
+            record = IdempotentResponse(
+                account_id=principal.account_id,
+                mode=principal.mode,
+                idempotency_key=key,
+                endpoint=endpoint,
+                body_hash=fingerprint,
+                created_at=now,
+            )
+            session.add(record)
+            session.flush()
+            return Attempt(record.id)
+
         for _ in range(2):
             try:
-                async with self._db.write() as session:
-                    existing = (
-                        await session.execute(
-                            select(IdempotentResponse).where(
-                                IdempotentResponse.account_id == principal.account_id,
-                                IdempotentResponse.mode == principal.mode,
-                                IdempotentResponse.idempotency_key == key,
-                                IdempotentResponse.endpoint == endpoint,
-                            )
-                        )
-                    ).scalar_one_or_none()
-                    if existing is not None:
-                        outcome = self._judge(existing, fingerprint, now)
-                        if outcome is not None:
-                            return outcome
-                        await session.delete(existing)  # expired or abandoned: start afresh
-                        await session.flush()
-                    record = IdempotentResponse(
-                        account_id=principal.account_id,
-                        mode=principal.mode,
-                        idempotency_key=key,
-                        endpoint=endpoint,
-                        body_hash=fingerprint,
-                        created_at=now,
-                    )
-                    session.add(record)
-                    await session.flush()
-                    return Attempt(record.id)
+                return await self._db.write(work)
             except IntegrityError:
                 # Another request claimed the key between our read and write: look again.
                 continue
@@ -128,11 +129,10 @@ class IdempotencyStore:
             )
         return Replay(existing.status_code, existing.response_body or "")
 
-    async def complete(
-        self, session: AsyncSession, attempt: Attempt, status_code: int, body: str
-    ) -> None:
+    @staticmethod
+    def complete(session: Session, attempt: Attempt, status_code: int, body: str) -> None:
         """Store the answer, inside the caller's transaction."""
-        await session.execute(
+        session.execute(
             update(IdempotentResponse)
             .where(IdempotentResponse.id == attempt.record_id)
             .values(status_code=status_code, response_body=body)
@@ -140,7 +140,5 @@ class IdempotencyStore:
 
     async def abandon(self, attempt: Attempt) -> None:
         """Forget a failed attempt so the client can retry with the same key."""
-        async with self._db.write() as session:
-            await session.execute(
-                delete(IdempotentResponse).where(IdempotentResponse.id == attempt.record_id)
-            )
+        statement = delete(IdempotentResponse).where(IdempotentResponse.id == attempt.record_id)
+        await self._db.write(lambda session: session.execute(statement))

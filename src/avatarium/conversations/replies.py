@@ -8,11 +8,12 @@ events and ends with ``Done`` (the stored reply) or ``ErrorEvent`` (nothing stor
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
 
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
@@ -122,7 +123,7 @@ class ReplyService:
             started_at=self._c.clock.now(),
         )
 
-    async def run(self, send: PreparedSend) -> AsyncIterator[ReplyEvent]:
+    async def run(self, send: PreparedSend) -> AsyncGenerator[ReplyEvent, None]:
         """The reply's events. Never raises an API error: a failure is the last event."""
         clip: AudioClip | None = None
         succeeded = discarded = False
@@ -208,60 +209,60 @@ class ReplyService:
         c = self._c
         now = c.clock.now()
         tts_chars = speech.characters if speech else 0
-        async with c.db.write() as session:
+        speech_hint = None
+        if send.tts is not None and not send.tts.provider.produces_audio:
+            speech_hint = {"provider": send.tts.name, "voice_id": send.voice_id, "text": text}
+        user = Message(
+            id=new_id("msg"),
+            conversation_id=send.conversation.id,
+            role="user",
+            content=send.content,
+            ai_tokens=0,
+            tts_characters=0,
+            created_at=send.started_at or now,
+        )
+        reply = Message(
+            id=new_id("msg"),
+            conversation_id=send.conversation.id,
+            role="assistant",
+            content=text,
+            reply_to=user.id,
+            audio_id=clip.id if clip else None,
+            speech=speech_hint,
+            ai_provider=send.llm.name,
+            ai_tokens=ai_tokens,
+            tts_characters=tts_chars,
+            created_at=now,
+        )
+        body = message_json(reply, clip, c.speech, send.base_url)
+        stored_body = wire_json(body)
+
+        def work(session: Session) -> None:
             # One atomic statement claims two sequence numbers and adds the usage; concurrent
             # sends to one conversation therefore never collide, on any backend.
-            claimed = (
-                await session.execute(
-                    update(Conversation)
-                    .where(Conversation.id == send.conversation.id, Conversation.status != "ended")
-                    .values(
-                        message_count=Conversation.message_count + 2,
-                        ai_tokens=Conversation.ai_tokens + ai_tokens,
-                        tts_characters=Conversation.tts_characters + tts_chars,
-                        updated_at=now,
-                    )
-                    .returning(Conversation.message_count)
-                    .execution_options(synchronize_session=False)
+            claimed = session.execute(
+                update(Conversation)
+                .where(Conversation.id == send.conversation.id, Conversation.status != "ended")
+                .values(
+                    message_count=Conversation.message_count + 2,
+                    ai_tokens=Conversation.ai_tokens + ai_tokens,
+                    tts_characters=Conversation.tts_characters + tts_chars,
+                    updated_at=now,
                 )
+                .returning(Conversation.message_count)
+                .execution_options(synchronize_session=False)
             ).first()
             if claimed is None:
-                if await session.get(Conversation, send.conversation.id) is None:
+                if session.get(Conversation, send.conversation.id) is None:
                     raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
                 raise ended_error()
-            seq = claimed[0] - 2
-            user = Message(
-                id=new_id("msg"),
-                conversation_id=send.conversation.id,
-                seq=seq,
-                role="user",
-                content=send.content,
-                ai_tokens=0,
-                tts_characters=0,
-                created_at=send.started_at or now,
-            )
-            speech_hint = None
-            if send.tts is not None and not send.tts.provider.produces_audio:
-                speech_hint = {"provider": send.tts.name, "voice_id": send.voice_id, "text": text}
-            reply = Message(
-                id=new_id("msg"),
-                conversation_id=send.conversation.id,
-                seq=seq + 1,
-                role="assistant",
-                content=text,
-                reply_to=user.id,
-                audio_id=clip.id if clip else None,
-                speech=speech_hint,
-                ai_provider=send.llm.name,
-                ai_tokens=ai_tokens,
-                tts_characters=tts_chars,
-                created_at=now,
-            )
+            user.seq, reply.seq = claimed[0] - 2, claimed[0] - 1
             # Bulk inserts skip the unit-of-work bookkeeping: this is the hot path of a send.
             if clip is not None:
-                await session.execute(insert(AudioClip), [column_values(clip)])
-            await session.execute(insert(Message), [column_values(user), column_values(reply)])
-            body = message_json(reply, clip, c.speech, send.base_url)
+                session.execute(insert(AudioClip), [column_values(clip)])
+            session.execute(insert(Message), [column_values(user), column_values(reply)])
             if send.attempt is not None:
-                await c.idempotency.complete(session, send.attempt, 200, wire_json(body))
+                c.idempotency.complete(session, send.attempt, 200, stored_body)
+
+        await c.db.write(work)
         return body

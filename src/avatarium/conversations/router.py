@@ -55,7 +55,9 @@ async def create_conversation(call: Call) -> Response:
 
 @endpoint()
 async def list_conversations(call: Call) -> Response:
-    return JSONResponse(await call.state.conversations.list(call.caller, call.request.query_params))
+    return JSONResponse(
+        await call.state.conversations.list_conversations(call.caller, call.request.query_params)
+    )
 
 
 @endpoint()

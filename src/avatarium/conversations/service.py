@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from avatarium.api.validation import query_choice, query_int, validate, validate_metadata
 from avatarium.avatars.catalog import AvatarCatalog
@@ -128,70 +128,56 @@ class ConversationService:
             created_at=now,
             updated_at=now,
         )
-        async with self.db.write() as session:
+        body_out = self.render(conversation)
+
+        def work(session: Session) -> None:
             session.add(conversation)
-            body_out = self.render(conversation)
             if attempt is not None:
-                await self.idempotency.complete(session, attempt, 200, wire_json(body_out))
+                self.idempotency.complete(session, attempt, 200, wire_json(body_out))
+
+        await self.db.write(work)
         return body_out
 
     async def load(self, principal: Principal, conversation_id: str) -> Conversation:
         """The caller's conversation, or 404 (other accounts' and modes' look absent)."""
-        async with self.db.read() as session:
-            return await self._owned(session, principal, conversation_id)
+        return await self.db.read(lambda session: _owned(session, principal, conversation_id))
 
     async def load_with_history(
         self, principal: Principal, conversation_id: str
     ) -> tuple[Conversation, list[Message]]:
-        """The conversation and its messages, oldest first, in one round of reads."""
-        async with self.db.read() as session:
-            conversation = await self._owned(session, principal, conversation_id)
-            history = (
-                (
-                    await session.execute(
-                        select(Message)
-                        .where(Message.conversation_id == conversation.id)
-                        .order_by(Message.seq)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return conversation, list(history)
+        """The conversation and its messages, oldest first, in one unit of work."""
 
-    @staticmethod
-    async def _owned(
-        session: AsyncSession, principal: Principal, conversation_id: str
-    ) -> Conversation:
-        conversation: Conversation | None = (
-            await session.execute(
-                owned(select(Conversation), principal).where(Conversation.id == conversation_id)
-            )
-        ).scalar_one_or_none()
-        if conversation is None:
-            raise ConversationNotFoundError(
-                f"No conversation {conversation_id!r}.", details={"field": "conversation_id"}
-            )
-        return conversation
+        def work(session: Session) -> tuple[Conversation, list[Message]]:
+            conversation = _owned(session, principal, conversation_id)
+            history = session.execute(
+                select(Message)
+                .where(Message.conversation_id == conversation.id)
+                .order_by(Message.seq)
+            ).scalars()
+            return conversation, list(history)
+
+        return await self.db.read(work)
 
     async def get(
         self, principal: Principal, conversation_id: str, base_url: str
     ) -> dict[str, Any]:
-        conversation = await self.load(principal, conversation_id)
-        async with self.db.read() as session:
-            rows = (
-                await session.execute(
-                    select(Message, AudioClip)
-                    .outerjoin(AudioClip, AudioClip.id == Message.audio_id)
-                    .where(Message.conversation_id == conversation.id)
-                    .order_by(Message.seq)
-                )
+        def work(session: Session) -> tuple[Conversation, list[tuple[Message, AudioClip | None]]]:
+            conversation = _owned(session, principal, conversation_id)
+            rows = session.execute(
+                _messages_with_audio()
+                .where(Message.conversation_id == conversation.id)
+                .order_by(Message.seq)
             ).all()
+            return conversation, [(m, c) for m, c in rows]
+
+        conversation, rows = await self.db.read(work)
         body = self.render(conversation)
         body["messages"] = [message_json(m, c, self.speech, base_url) for m, c in rows]
         return body
 
-    async def list(self, principal: Principal, params: Mapping[str, str]) -> dict[str, Any]:
+    async def list_conversations(
+        self, principal: Principal, params: Mapping[str, str]
+    ) -> dict[str, Any]:
         limit = query_int(params, "limit", 20, 1, 100)
         status = query_choice(params, "status", STATUSES)
         avatar_id = params.get("avatar_id")
@@ -206,13 +192,13 @@ class ConversationService:
             query = query.where(Conversation.status == "active", Conversation.updated_at > cutoff)
         elif status == "idle":
             query = query.where(Conversation.status == "active", Conversation.updated_at <= cutoff)
-        async with self.db.read() as session:
+
+        def work(session: Session) -> list[Conversation]:
+            nonlocal query
             if cursor is not None:
-                anchor = (
-                    await session.execute(
-                        owned(select(Conversation.created_at), principal).where(
-                            Conversation.id == cursor
-                        )
+                anchor = session.execute(
+                    owned(select(Conversation.created_at), principal).where(
+                        Conversation.id == cursor
                     )
                 ).scalar_one_or_none()
                 if anchor is None:
@@ -225,51 +211,38 @@ class ConversationService:
                     (Conversation.created_at < anchor)
                     | and_(Conversation.created_at == anchor, Conversation.id < cursor)
                 )
-            rows = (
-                (
-                    await session.execute(
-                        query.order_by(
-                            Conversation.created_at.desc(), Conversation.id.desc()
-                        ).limit(limit + 1)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            ordered = query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
+            return list(session.execute(ordered.limit(limit + 1)).scalars())
+
+        rows = await self.db.read(work)
         return page([self.render(c) for c in rows], limit)
 
     async def end(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
-        await self.load(principal, conversation_id)
-        async with self.db.write() as session:
-            conversation = await session.get(Conversation, conversation_id, with_for_update=True)
-            if conversation is None:
-                raise ConversationNotFoundError(f"No conversation {conversation_id!r}.")
+        now = self.clock.now()
+
+        def work(session: Session) -> dict[str, Any]:
+            conversation = _owned(session, principal, conversation_id, for_update=True)
             if conversation.status != "ended":
-                now = self.clock.now()
                 conversation.status = "ended"
                 conversation.ended_at = now
                 conversation.updated_at = now
             return self.render(conversation)
 
+        return await self.db.write(work)
+
     async def delete(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
-        await self.load(principal, conversation_id)
-        async with self.db.write() as session:
-            keys = (
-                (
-                    await session.execute(
-                        select(AudioClip.storage_key).where(
-                            AudioClip.conversation_id == conversation_id
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            await session.execute(delete(Message).where(Message.conversation_id == conversation_id))
-            await session.execute(
-                delete(AudioClip).where(AudioClip.conversation_id == conversation_id)
-            )
-            await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+        def work(session: Session) -> list[str]:
+            conversation = _owned(session, principal, conversation_id, for_update=True)
+            keys = session.execute(
+                select(AudioClip.storage_key).where(AudioClip.conversation_id == conversation.id)
+            ).scalars()
+            found = list(keys)
+            session.execute(delete(Message).where(Message.conversation_id == conversation.id))
+            session.execute(delete(AudioClip).where(AudioClip.conversation_id == conversation.id))
+            session.execute(delete(Conversation).where(Conversation.id == conversation.id))
+            return found
+
+        keys = await self.db.write(work)
         for key in keys:  # after the commit: a failed delete must not leave rows without audio
             await self.speech.store.delete(key)
         return {"id": conversation_id, "object": "conversation", "deleted": True}
@@ -284,19 +257,14 @@ class ConversationService:
         limit = query_int(params, "limit", 20, 1, 100)
         order = query_choice(params, "order", ("asc", "desc"), "asc")
         cursor = params.get("starting_after")
-        conversation = await self.load(principal, conversation_id)
-        query = (
-            select(Message, AudioClip)
-            .outerjoin(AudioClip, AudioClip.id == Message.audio_id)
-            .where(Message.conversation_id == conversation.id)
-        )
-        async with self.db.read() as session:
+
+        def work(session: Session) -> list[tuple[Message, AudioClip | None]]:
+            conversation = _owned(session, principal, conversation_id)
+            query = _messages_with_audio().where(Message.conversation_id == conversation.id)
             if cursor is not None:
-                anchor = (
-                    await session.execute(
-                        select(Message.seq).where(
-                            Message.conversation_id == conversation.id, Message.id == cursor
-                        )
+                anchor = session.execute(
+                    select(Message.seq).where(
+                        Message.conversation_id == conversation.id, Message.id == cursor
                     )
                 ).scalar_one_or_none()
                 if anchor is None:
@@ -309,27 +277,51 @@ class ConversationService:
                     Message.seq > anchor if order == "asc" else Message.seq < anchor
                 )
             ordering = Message.seq.asc() if order == "asc" else Message.seq.desc()
-            rows = (await session.execute(query.order_by(ordering).limit(limit + 1))).all()
+            rows = session.execute(query.order_by(ordering).limit(limit + 1)).all()
+            return [(m, c) for m, c in rows]
+
+        rows = await self.db.read(work)
         return page([message_json(m, c, self.speech, base_url) for m, c in rows], limit)
 
     async def get_message(
         self, principal: Principal, conversation_id: str, message_id: str, base_url: str
     ) -> dict[str, Any]:
-        conversation = await self.load(principal, conversation_id)
-        async with self.db.read() as session:
-            row = (
-                await session.execute(
-                    select(Message, AudioClip)
-                    .outerjoin(AudioClip, AudioClip.id == Message.audio_id)
-                    .where(Message.conversation_id == conversation.id, Message.id == message_id)
+        def work(session: Session) -> tuple[Message, AudioClip | None] | None:
+            conversation = _owned(session, principal, conversation_id)
+            row = session.execute(
+                _messages_with_audio().where(
+                    Message.conversation_id == conversation.id, Message.id == message_id
                 )
             ).first()
-        if row is None:
+            return (row[0], row[1]) if row is not None else None
+
+        found = await self.db.read(work)
+        if found is None:
             raise MessageNotFoundError(
                 f"No message {message_id!r} in this conversation.",
                 details={"field": "message_id"},
             )
-        return message_json(row[0], row[1], self.speech, base_url)
+        return message_json(found[0], found[1], self.speech, base_url)
+
+
+def _messages_with_audio() -> Select[Message, AudioClip | None]:
+    """Messages with their stored clip, if any."""
+    return select(Message, AudioClip).outerjoin(AudioClip, AudioClip.id == Message.audio_id)
+
+
+def _owned(
+    session: Session, principal: Principal, conversation_id: str, *, for_update: bool = False
+) -> Conversation:
+    """The caller's conversation, or 404."""
+    query = owned(select(Conversation), principal).where(Conversation.id == conversation_id)
+    if for_update:
+        query = query.with_for_update()
+    conversation: Conversation | None = session.execute(query).scalar_one_or_none()
+    if conversation is None:
+        raise ConversationNotFoundError(
+            f"No conversation {conversation_id!r}.", details={"field": "conversation_id"}
+        )
+    return conversation
 
 
 def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:

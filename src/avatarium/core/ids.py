@@ -16,8 +16,14 @@ def random_base62(length: int) -> str:
 
 
 def new_id(prefix: str) -> str:
-    """A new identifier such as ``conv_3fK9…`` (prefix without the underscore)."""
-    return f"{prefix}_{random_base62(ID_BODY_LENGTH)}"
+    """A new identifier such as ``conv_3fK9…`` (prefix without the underscore): 128 random
+    bits, written as 22 base62 characters (one system call, not one per character)."""
+    value = int.from_bytes(secrets.token_bytes(16), "big")
+    digits = []
+    for _ in range(ID_BODY_LENGTH):
+        value, digit = divmod(value, 62)
+        digits.append(BASE62[digit])
+    return f"{prefix}_{''.join(digits)}"
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

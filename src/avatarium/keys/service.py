@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from avatarium.accounts.models import Account
 from avatarium.core.clock import Clock
@@ -81,45 +82,50 @@ class KeyService:
             created_at=now,
             expires_at=now + expires_in if expires_in else None,
         )
-        async with self._db.write() as session:
-            session.add(record)
+        await self._db.write(lambda session: session.add(record))
         return IssuedKey(record=record, secret=secret, account=account)
 
     async def list(self, account_name: str | None = None) -> list[tuple[ApiKey, Account]]:
         query = select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id)
         if account_name is not None:
             query = query.where(Account.name == account_name)
-        async with self._db.read() as session:
-            rows = (await session.execute(query.order_by(ApiKey.created_at))).all()
-        return [(row[0], row[1]) for row in rows]
+
+        def work(session: Session) -> list[tuple[ApiKey, Account]]:
+            rows = session.execute(query.order_by(ApiKey.created_at)).all()
+            return [(row[0], row[1]) for row in rows]
+
+        return await self._db.read(work)
 
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key; takes effect on the next request (keys are never cached)."""
-        async with self._db.write() as session:
-            record = await session.get(ApiKey, key_id)
+        now = self._clock.now()
+
+        def work(session: Session) -> bool:
+            record = session.get(ApiKey, key_id)
             if record is None:
                 return False
             if record.revoked_at is None:
-                record.revoked_at = self._clock.now()
+                record.revoked_at = now
             return True
 
+        return await self._db.write(work)
+
     async def count(self) -> int:
-        async with self._db.read() as session:
-            return len((await session.execute(select(ApiKey.id).limit(1))).all())
+        return await self._db.read(
+            lambda session: len(session.execute(select(ApiKey.id).limit(1)).all())
+        )
 
     async def authenticate(self, raw_key: str) -> Principal:
         """The principal behind ``raw_key``, or the documented 401."""
         if not KEY_PATTERN.match(raw_key):
             raise InvalidApiKeyError("The API key is malformed.")
         digest = self._signer.hash_api_key(raw_key)
-        async with self._db.read() as session:
-            row = (
-                await session.execute(
-                    select(ApiKey, Account)
-                    .join(Account, Account.id == ApiKey.account_id)
-                    .where(ApiKey.key_hash == digest)
-                )
-            ).first()
+        query = (
+            select(ApiKey, Account)
+            .join(Account, Account.id == ApiKey.account_id)
+            .where(ApiKey.key_hash == digest)
+        )
+        row = await self._db.read(lambda session: session.execute(query).first())
         if row is None:
             raise InvalidApiKeyError("The API key is unknown or revoked.")
         key, account = row[0], row[1]

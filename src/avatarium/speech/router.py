@@ -101,10 +101,8 @@ async def download_audio(call: Call) -> Response:
         clip_id, params.get("expires"), params.get("sig")
     ):
         raise missing
-    async with state.db.read() as session:
-        clip = (
-            await session.execute(select(AudioClip).where(AudioClip.id == clip_id))
-        ).scalar_one_or_none()
+    query = select(AudioClip).where(AudioClip.id == clip_id)
+    clip = await state.db.read(lambda session: session.execute(query).scalar_one_or_none())
     if clip is None:
         raise missing
     caller = call.principal

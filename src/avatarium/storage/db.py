@@ -119,7 +119,9 @@ class Database:
                     with self._sessions() as session:
                         return work(session)
 
-                return await self._in_thread(run)
+                if self._inline_reads is None:
+                    self._inline_reads = await self._in_thread(self._uses_wal)
+                return run() if self._inline_reads else await self._in_thread(run)
             async with self._async_sessions() as session:
                 return await session.run_sync(work)
         except Exception as exc:

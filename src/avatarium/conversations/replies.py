@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from avatarium.conversations.idempotency import Attempt
@@ -37,7 +37,23 @@ from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider
 from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.speech.models import AudioClip
-from avatarium.storage.base import column_values
+from avatarium.storage.base import UTCDateTime, column_values, table_of
+
+# Hot-path statements, built once. Core table inserts skip the ORM's bookkeeping.
+_CLAIM_SEQUENCE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"), Conversation.status != "ended")
+    .values(
+        message_count=Conversation.message_count + 2,
+        ai_tokens=Conversation.ai_tokens + bindparam("added_ai_tokens"),
+        tts_characters=Conversation.tts_characters + bindparam("added_tts_characters"),
+        updated_at=bindparam("updated", type_=UTCDateTime()),
+    )
+    .returning(Conversation.message_count)
+    .execution_options(synchronize_session=False)
+)
+_INSERT_CLIP = insert(table_of(AudioClip))
+_INSERT_MESSAGE = insert(table_of(Message))
 
 
 def ended_error() -> InvalidRequestError:
@@ -241,26 +257,22 @@ class ReplyService:
             # One atomic statement claims two sequence numbers and adds the usage; concurrent
             # sends to one conversation therefore never collide, on any backend.
             claimed = session.execute(
-                update(Conversation)
-                .where(Conversation.id == send.conversation.id, Conversation.status != "ended")
-                .values(
-                    message_count=Conversation.message_count + 2,
-                    ai_tokens=Conversation.ai_tokens + ai_tokens,
-                    tts_characters=Conversation.tts_characters + tts_chars,
-                    updated_at=now,
-                )
-                .returning(Conversation.message_count)
-                .execution_options(synchronize_session=False)
+                _CLAIM_SEQUENCE,
+                {
+                    "conversation_id": send.conversation.id,
+                    "added_ai_tokens": ai_tokens,
+                    "added_tts_characters": tts_chars,
+                    "updated": now,
+                },
             ).first()
             if claimed is None:
                 if session.get(Conversation, send.conversation.id) is None:
                     raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
                 raise ended_error()
             user.seq, reply.seq = claimed[0] - 2, claimed[0] - 1
-            # Bulk inserts skip the unit-of-work bookkeeping: this is the hot path of a send.
             if clip is not None:
-                session.execute(insert(AudioClip), [column_values(clip)])
-            session.execute(insert(Message), [column_values(user), column_values(reply)])
+                session.execute(_INSERT_CLIP, [column_values(clip)])
+            session.execute(_INSERT_MESSAGE, [column_values(user), column_values(reply)])
             if send.attempt is not None:
                 c.idempotency.complete(session, send.attempt, 200, stored_body)
 

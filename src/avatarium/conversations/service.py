@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, select
+from sqlalchemy import Select, and_, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from avatarium.api.validation import query_choice, query_int, validate, validate_metadata
@@ -149,11 +149,7 @@ class ConversationService:
 
         def work(session: Session) -> tuple[Conversation, list[Message]]:
             conversation = _owned(session, principal, conversation_id)
-            history = session.execute(
-                select(Message)
-                .where(Message.conversation_id == conversation.id)
-                .order_by(Message.seq)
-            ).scalars()
+            history = session.execute(_HISTORY, {"conversation_id": conversation.id}).scalars()
             return conversation, list(history)
 
         return await self.db.read(work)
@@ -304,6 +300,20 @@ class ConversationService:
         return message_json(found[0], found[1], self.speech, base_url)
 
 
+# Hot-path statements, built once (building one costs more than running it).
+_OWNED = select(Conversation).where(
+    Conversation.account_id == bindparam("account_id"),
+    Conversation.mode == bindparam("mode"),
+    Conversation.id == bindparam("id"),
+)
+_OWNED_FOR_UPDATE = _OWNED.with_for_update()
+_HISTORY = (
+    select(Message)
+    .where(Message.conversation_id == bindparam("conversation_id"))
+    .order_by(Message.seq)
+)
+
+
 def _messages_with_audio() -> Select[Message, AudioClip | None]:
     """Messages with their stored clip, if any."""
     return select(Message, AudioClip).outerjoin(AudioClip, AudioClip.id == Message.audio_id)
@@ -313,10 +323,9 @@ def _owned(
     session: Session, principal: Principal, conversation_id: str, *, for_update: bool = False
 ) -> Conversation:
     """The caller's conversation, or 404."""
-    query = owned(select(Conversation), principal).where(Conversation.id == conversation_id)
-    if for_update:
-        query = query.with_for_update()
-    conversation: Conversation | None = session.execute(query).scalar_one_or_none()
+    params = {"account_id": principal.account_id, "mode": principal.mode, "id": conversation_id}
+    query = _OWNED_FOR_UPDATE if for_update else _OWNED
+    conversation: Conversation | None = session.execute(query, params).scalar_one_or_none()
     if conversation is None:
         raise ConversationNotFoundError(
             f"No conversation {conversation_id!r}.", details={"field": "conversation_id"}

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from avatarium.accounts.models import Account
@@ -43,6 +43,14 @@ class IssuedKey:
     record: ApiKey
     secret: str
     account: Account
+
+
+# Built once: constructing a statement costs more than running it on the hot path.
+_BY_HASH = (
+    select(ApiKey, Account)
+    .join(Account, Account.id == ApiKey.account_id)
+    .where(ApiKey.key_hash == bindparam("digest"))
+)
 
 
 def generate_key(mode: str) -> str:
@@ -120,12 +128,9 @@ class KeyService:
         if not KEY_PATTERN.match(raw_key):
             raise InvalidApiKeyError("The API key is malformed.")
         digest = self._signer.hash_api_key(raw_key)
-        query = (
-            select(ApiKey, Account)
-            .join(Account, Account.id == ApiKey.account_id)
-            .where(ApiKey.key_hash == digest)
+        row = await self._db.read(
+            lambda session: session.execute(_BY_HASH, {"digest": digest}).first()
         )
-        row = await self._db.read(lambda session: session.execute(query).first())
         if row is None:
             raise InvalidApiKeyError("The API key is unknown or revoked.")
         key, account = row[0], row[1]

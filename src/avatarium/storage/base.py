@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, inspect
+from sqlalchemy import DateTime, MetaData, Table, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -50,3 +50,10 @@ def column_values(instance: Base) -> dict[str, Any]:
     """An entity's column attributes as a dict, for bulk ``insert()`` statements."""
     mapper = inspect(type(instance))
     return {attr.key: getattr(instance, attr.key) for attr in mapper.column_attrs}
+
+
+def table_of(entity: type[Base]) -> Table:
+    """The Core table behind an entity, for Core statements on hot paths."""
+    table = entity.__table__
+    assert isinstance(table, Table)
+    return table

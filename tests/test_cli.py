@@ -112,3 +112,16 @@ def test_bad_arguments_are_refused(cli_env: Path, capsys: pytest.CaptureFixture[
             main(args)
         assert caught.value.code == 2
     capsys.readouterr()
+
+
+def test_configuration_mistakes_are_one_line(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AVATARIUM_AVATARS_FILE", str(cli_env / "missing.json"))
+    code, _, err = run(capsys, "migrate")
+    assert code == 2 and "invalid configuration" in err and "missing.json" in err
+    assert "Traceback" not in err
+    monkeypatch.delenv("AVATARIUM_AVATARS_FILE")
+    monkeypatch.setenv("AVATARIUM_LOCAL_THREADS", "0")
+    code, _, err = run(capsys, "migrate")
+    assert code == 2 and "local_threads" in err

@@ -10,9 +10,12 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from avatarium import __version__
 from avatarium.accounts.service import TIERS
 from avatarium.api.state import AppState
+from avatarium.avatars.catalog import AvatarFileError
 from avatarium.core.clock import rfc3339
 from avatarium.core.settings import Settings
 
@@ -260,6 +263,15 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValidationError, AvatarFileError) as error:
+        # Configuration mistakes get one readable line, not a traceback.
+        print(f"error: invalid configuration: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = Settings()
     if args.command == "serve":
         return serve(settings, args.host, args.port, args.workers)

@@ -254,3 +254,22 @@ async def test_the_model_sees_the_system_prompt_and_history(api: Api) -> None:
         ("user", "What is my name?"),
     ]
     assert llm.requests[-1].model == "scripted-1"
+
+
+async def test_a_reply_in_progress_does_not_stall_other_requests(api: Api) -> None:
+    key = await api.key()
+    conversation = await api.conversation(key)
+    sending = asyncio.create_task(
+        send(api, key, conversation["id"], content="Tell me a long story about the sea.")
+    )
+    # Wait until the model is busy with this reply (its lock is held by the worker thread).
+    engine = api.state.providers.llm("local").engine()  # type: ignore[union-attr]
+    for _ in range(500):
+        if engine._lock.locked():
+            break
+        await asyncio.sleep(0.005)
+    assert engine._lock.locked()
+    answered = await api.client.get("/v1/avatars")
+    assert answered.status_code == 200
+    assert not sending.done()  # the event loop answered while the model was still writing
+    assert (await sending).status_code == 200

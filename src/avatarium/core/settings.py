@@ -46,4 +46,4 @@ class Settings(BaseSettings):
         """The configured database URL, or SQLite inside the data directory."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'avatarium.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'avatarium.db').resolve()}"

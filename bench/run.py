@@ -64,17 +64,25 @@ def bench_model(runs: int) -> None:
     first_tokens: list[float] = []
     rates: list[float] = []
     for index in range(runs):
-        prompt = chatml([("system", "You are a friendly assistant."),
-                         ("user", PROMPTS[index % len(PROMPTS)])])
+        prompt = chatml(
+            [("system", "You are a friendly assistant."), ("user", PROMPTS[index % len(PROMPTS)])]
+        )
         marks: list[float] = []
         begin = time.perf_counter()
-        _, produced = engine.generate(prompt, 64, 0.7, lambda _t: marks.append(
-            time.perf_counter()), threading.Event())
+        _, produced = engine.generate(
+            prompt,
+            64,
+            0.7,
+            lambda _t, marks=marks: marks.append(time.perf_counter()),
+            threading.Event(),
+        )
         if marks and produced > 1:
             first_tokens.append((marks[0] - begin) * 1000)
             rates.append((produced - 1) / (marks[-1] - marks[0]))
-    line("time to first token p50 / p99", f"{pct(first_tokens, 50):.0f} / "
-         f"{pct(first_tokens, 99):.0f} ms  ({len(first_tokens)} runs)")
+    line(
+        "time to first token p50 / p99",
+        f"{pct(first_tokens, 50):.0f} / {pct(first_tokens, 99):.0f} ms  ({len(first_tokens)} runs)",
+    )
     line("generation speed p50", f"{statistics.median(rates):.0f} tokens/s")
 
 
@@ -94,10 +102,14 @@ def bench_speech(runs: int) -> None:
         synth.append(middle - begin)
         encode.append(end - middle)
     line("speech per run", f"{seconds:.1f} s of audio")
-    line("synthesis real-time factor p50", f"{statistics.median(synth) / seconds:.4f}  "
-         f"({statistics.median(synth) * 1000:.1f} ms)")
-    line("MP3 encoding real-time factor p50", f"{statistics.median(encode) / seconds:.4f}  "
-         f"({statistics.median(encode) * 1000:.1f} ms)")
+    line(
+        "synthesis real-time factor p50",
+        f"{statistics.median(synth) / seconds:.4f}  ({statistics.median(synth) * 1000:.1f} ms)",
+    )
+    line(
+        "MP3 encoding real-time factor p50",
+        f"{statistics.median(encode) / seconds:.4f}  ({statistics.median(encode) * 1000:.1f} ms)",
+    )
 
 
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
@@ -106,14 +118,21 @@ TIMING = re.compile(r"(\w+);dur=([\d.]+)")
 def bench_server(sends: int, database_url: str | None) -> None:
     print(f"Server process, embedded defaults, {sends} non-streamed sends with speech")
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {**os.environ, "AVATARIUM_DATA_DIR": data_dir, "AVATARIUM_LOCAL_MAX_TOKENS": "40",
-               "AVATARIUM_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "AVATARIUM_DATA_DIR": data_dir,
+            "AVATARIUM_LOCAL_MAX_TOKENS": "40",
+            "AVATARIUM_LOG_LEVEL": "warning",
+        }
         if database_url:
             env["AVATARIUM_DATABASE_URL"] = database_url
         port = 18765
         process = subprocess.Popen(
             [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         try:
             key = ""
@@ -124,8 +143,9 @@ def bench_server(sends: int, database_url: str | None) -> None:
                     key = found.group(1)
                     break
             base = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base, timeout=60,
-                              headers={"Authorization": f"Bearer {key}"}) as client:
+            with httpx.Client(
+                base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}
+            ) as client:
                 for _ in range(300):
                     try:
                         if client.get("/health").status_code == 200:
@@ -138,27 +158,35 @@ def bench_server(sends: int, database_url: str | None) -> None:
                 conversation = ""
                 for index in range(sends + 5):
                     if index % 10 == 0:  # fresh conversations keep prompts short and varied
-                        conversation = client.post("/v1/conversations",
-                                                   json={"avatar_id": "aria-001"}).json()["id"]
+                        conversation = client.post(
+                            "/v1/conversations", json={"avatar_id": "aria-001"}
+                        ).json()["id"]
                     begin = time.perf_counter()
-                    response = client.post(f"/v1/conversations/{conversation}/messages",
-                                           json={"content": PROMPTS[index % len(PROMPTS)]})
+                    response = client.post(
+                        f"/v1/conversations/{conversation}/messages",
+                        json={"content": PROMPTS[index % len(PROMPTS)]},
+                    )
                     elapsed = (time.perf_counter() - begin) * 1000
                     response.raise_for_status()
                     if index < 5:
                         continue  # warm-up
-                    phases = {k: float(v) for k, v in
-                              TIMING.findall(response.headers["server-timing"])}
+                    phases = {
+                        k: float(v) for k, v in TIMING.findall(response.headers["server-timing"])
+                    }
                     overhead.append(phases["app"] - phases["ai"] - phases["tts"])
                     whole.append(elapsed)
                     tokens.append(response.json()["usage"]["ai_tokens"])
         finally:
             process.terminate()
             process.wait(timeout=20)
-    line("server overhead per send p50 / p99",
-         f"{pct(overhead, 50):.2f} / {pct(overhead, 99):.2f} ms  (target <= 5 / 20)")
-    line("whole reply (<= 40 tokens, with speech) p50 / p99",
-         f"{pct(whole, 50):.0f} / {pct(whole, 99):.0f} ms  (target p50 <= 600)")
+    line(
+        "server overhead per send p50 / p99",
+        f"{pct(overhead, 50):.2f} / {pct(overhead, 99):.2f} ms  (target <= 5 / 20)",
+    )
+    line(
+        "whole reply (<= 40 tokens, with speech) p50 / p99",
+        f"{pct(whole, 50):.0f} / {pct(whole, 99):.0f} ms  (target p50 <= 600)",
+    )
     line("throughput, one client, sequential", f"{1000 / statistics.mean(whole):.2f} replies/s")
 
 
@@ -166,8 +194,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sends", type=int, default=200)
     parser.add_argument("--model-runs", type=int, default=20)
-    parser.add_argument("--database-url", default=None,
-                        help="bench the server on this database instead of SQLite")
+    parser.add_argument(
+        "--database-url", default=None, help="bench the server on this database instead of SQLite"
+    )
     parser.add_argument("--only", choices=("model", "speech", "server"), default=None)
     args = parser.parse_args()
     print(f"Avatarium benchmarks on {os.cpu_count()} cores\n")

@@ -6,7 +6,6 @@ An object store can slot in later by implementing :class:`AudioStore`.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -28,8 +27,12 @@ class AudioStore(Protocol):
 
 
 class LocalAudioStore:
-    """Files in a directory; writes go to a temp name and are renamed, so readers never
-    see half a file."""
+    """Files in a directory.
+
+    A clip's key is new and unique, and nobody learns of it before its database row commits,
+    so a write needs no temp-file-and-rename dance: a crash mid-write leaves at worst an
+    orphan file that no row points at.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -41,14 +44,7 @@ class LocalAudioStore:
         return self.root / key
 
     async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._write, self._path(key), data)
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        tmp = path.with_suffix(".part")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        await asyncio.to_thread(self._path(key).write_bytes, data)
 
     async def get(self, key: str) -> bytes | None:
         path = self._path(key)

@@ -32,7 +32,7 @@ from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.limits.base import Reservation
-from avatarium.providers.errors import FailureCategory, ProviderError
+from avatarium.providers.errors import FailureCategory, ProviderError, as_api_error
 from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider
 from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
@@ -60,16 +60,6 @@ def ended_error() -> InvalidRequestError:
     return InvalidRequestError(
         "This conversation has ended; start a new one.",
         details={"reason": "conversation_ended"},
-    )
-
-
-def ai_failure(error: ProviderError) -> AIProviderError:
-    """A provider-neutral failure as the documented ``ai_provider_error``."""
-    return AIProviderError(
-        error.provider,
-        error.category.value,
-        error.category.retryable,
-        f"The AI provider failed: {error.message}",
     )
 
 
@@ -154,11 +144,10 @@ class ReplyService:
                     ai_tokens = event.ai_tokens
             text = "".join(parts).strip()
             if not text:
-                raise ai_failure(
-                    ProviderError(
-                        FailureCategory.BAD_RESPONSE, send.llm.name, "the model returned no text"
-                    )
+                empty = ProviderError(
+                    FailureCategory.BAD_RESPONSE, send.llm.name, "the model returned no text"
                 )
+                raise as_api_error(empty, AIProviderError)
             yield Usage(ai_tokens=ai_tokens)
             speech: Speech | None = None
             if send.tts is not None and send.tts.provider.produces_audio:
@@ -205,7 +194,7 @@ class ReplyService:
                 except StopAsyncIteration:
                     break
                 except ProviderError as error:
-                    raise ai_failure(error) from error
+                    raise as_api_error(error, AIProviderError) from error
                 finally:
                     if timings is not None:
                         timings.add("ai", (time.perf_counter() - started) * 1000.0)

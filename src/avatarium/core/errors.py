@@ -166,7 +166,7 @@ class ProviderUnavailableError(AvatariumError):
 
     status_code = 503
     ws_close_code = 1011
-    kind: ClassVar[str] = "ai"
+    label: ClassVar[str] = "AI"  # which kind of provider, in messages
 
     def __init__(self, provider: str, reason: str, retryable: bool, message: str) -> None:
         super().__init__(
@@ -176,12 +176,12 @@ class ProviderUnavailableError(AvatariumError):
 
 class AIProviderError(ProviderUnavailableError):
     code = "ai_provider_error"
-    kind = "ai"
+    label = "AI"
 
 
 class TTSProviderError(ProviderUnavailableError):
     code = "tts_provider_error"
-    kind = "tts"
+    label = "speech"
 
 
 class ServiceUnavailableError(AvatariumError):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
+
+from avatarium.core.errors import ProviderUnavailableError
+
+E = TypeVar("E", bound=ProviderUnavailableError)
 
 
 class FailureCategory(StrEnum):
@@ -39,3 +44,13 @@ class ProviderError(Exception):
         self.provider = provider
         self.message = message
         self.retry_after = retry_after
+
+
+def as_api_error(error: ProviderError, kind: type[E]) -> E:
+    """The documented ``ai_provider_error`` / ``tts_provider_error`` for a provider failure."""
+    return kind(
+        error.provider,
+        error.category.value,
+        error.category.retryable,
+        f"The {kind.label} provider failed: {error.message}",
+    )

@@ -40,31 +40,31 @@ def _not_configured(field: str, name: str) -> InvalidParameterError:
     )
 
 
+def _serving(name: str, mode: str, embedded: str) -> str:
+    """The provider that actually serves: the embedded one in the test-mode sandbox, except
+    for client-side browser speech, which costs nothing anyway."""
+    return embedded if mode == "test" and name != "browser" else name
+
+
 def select_llm(
     registry: ProviderRegistry, name: str, mode: str, field: str = "ai_provider"
 ) -> Selected[LLMProvider]:
+    """The LLM provider serving ``name`` for a key of ``mode``, or the documented 400."""
     _check_name(registry, "llm", name, field)
-    if mode == "test":
-        embedded = registry.llm(EMBEDDED_AI)
-        if embedded is None:
-            raise _not_configured(field, EMBEDDED_AI)
-        return Selected(EMBEDDED_AI, embedded, sandbox=True)
-    provider = registry.llm(name)
+    serving = _serving(name, mode, EMBEDDED_AI)
+    provider = registry.llm(serving)
     if provider is None:
-        raise _not_configured(field, name)
-    return Selected(name, provider, sandbox=False)
+        raise _not_configured(field, serving)
+    return Selected(serving, provider, sandbox=mode == "test")
 
 
 def select_tts(
     registry: ProviderRegistry, name: str, mode: str, field: str = "tts_provider"
 ) -> Selected[TTSProvider]:
+    """The speech provider serving ``name`` for a key of ``mode``, or the documented 400."""
     _check_name(registry, "tts", name, field)
-    if mode == "test" and name != "browser":
-        embedded = registry.tts(EMBEDDED_TTS)
-        if embedded is None:
-            raise _not_configured(field, EMBEDDED_TTS)
-        return Selected(EMBEDDED_TTS, embedded, sandbox=True)
-    provider = registry.tts(name)
+    serving = _serving(name, mode, EMBEDDED_TTS)
+    provider = registry.tts(serving)
     if provider is None:
-        raise _not_configured(field, name)
-    return Selected(name, provider, sandbox=mode == "test")
+        raise _not_configured(field, serving)
+    return Selected(serving, provider, sandbox=mode == "test")

@@ -10,20 +10,10 @@ from avatarium.core.errors import InvalidParameterError, TTSProviderError
 from avatarium.core.ids import new_id
 from avatarium.core.secrets import Signer
 from avatarium.core.timing import timed
-from avatarium.providers.errors import ProviderError
+from avatarium.providers.errors import ProviderError, as_api_error
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.speech.models import AudioClip
 from avatarium.storage.audio import AudioStore
-
-
-def tts_failure(error: ProviderError) -> TTSProviderError:
-    """A provider-neutral failure as the documented ``tts_provider_error``."""
-    return TTSProviderError(
-        error.provider,
-        error.category.value,
-        error.category.retryable,
-        f"The speech provider failed: {error.message}",
-    )
 
 
 class SpeechService:
@@ -41,7 +31,7 @@ class SpeechService:
             with timed("tts"):
                 return await provider.synthesize(text, voice_id)
         except ProviderError as error:
-            raise tts_failure(error) from error
+            raise as_api_error(error, TTSProviderError) from error
 
     async def save(
         self, speech: Speech, *, account_id: str, mode: str, conversation_id: str | None

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from avatarium.conversations.models import Message
-from avatarium.conversations.prompt import build_prompt
+from avatarium.conversations.prompt import Turn, build_prompt
 from avatarium.core.errors import InvalidParameterError
 from avatarium.providers.llm.local import LocalProvider
 from tests.conftest import make_settings
 
 
-def history(turns: int) -> list[Message]:
-    now = datetime.now(UTC)
+def history(turns: int) -> list[Turn]:
     messages = []
     for index in range(turns * 2):
         role = "user" if index % 2 == 0 else "assistant"
-        text = f"Turn {index // 2} {role}: " + "words and more words " * 12
-        messages.append(
-            Message(
-                id=f"msg_{index}",
-                conversation_id="conv_x",
-                seq=index,
-                role=role,
-                content=text,
-                created_at=now,
-            )
-        )
+        messages.append(Turn(role, f"Turn {index // 2} {role}: " + "words and more words " * 12))
     return messages
 
 

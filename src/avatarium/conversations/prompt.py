@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from avatarium.conversations.models import Message
 from avatarium.core.errors import InvalidParameterError
 from avatarium.providers.llm.base import ChatMessage, LLMProvider
 
 
+class Turn(NamedTuple):
+    """A stored message as the prompt needs it."""
+
+    role: str
+    content: str
+
+
 def build_prompt(
-    provider: LLMProvider, system_prompt: str, history: Sequence[Message], content: str
+    provider: LLMProvider, system_prompt: str, history: Sequence[Turn], content: str
 ) -> list[ChatMessage]:
     """The prompt, trimmed from the oldest turns until it leaves room for the reply."""
     budget = provider.context_tokens - provider.max_reply_tokens

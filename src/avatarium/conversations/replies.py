@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
-from avatarium.conversations.prompt import build_prompt
+from avatarium.conversations.prompt import Turn, build_prompt
 from avatarium.conversations.schemas import message_json
 from avatarium.conversations.service import ConversationService
 from avatarium.core.errors import (
@@ -90,7 +90,7 @@ class ReplyService:
         self,
         principal: Principal,
         conversation: Conversation,
-        history: Sequence[Message],
+        history: Sequence[Turn],
         content: str,
         want_speech: bool,
         base_url: str,

@@ -13,6 +13,7 @@ from avatarium.api.validation import query_choice, query_int, validate, validate
 from avatarium.avatars.catalog import AvatarCatalog
 from avatarium.conversations.idempotency import Attempt, IdempotencyStore
 from avatarium.conversations.models import Conversation, Message
+from avatarium.conversations.prompt import Turn
 from avatarium.conversations.schemas import CREATE_FIELDS, conversation_json, message_json
 from avatarium.core.clock import Clock
 from avatarium.core.errors import (
@@ -144,13 +145,13 @@ class ConversationService:
 
     async def load_with_history(
         self, principal: Principal, conversation_id: str
-    ) -> tuple[Conversation, list[Message]]:
-        """The conversation and its messages, oldest first, in one unit of work."""
+    ) -> tuple[Conversation, list[Turn]]:
+        """The conversation and its turns, oldest first, in one unit of work."""
 
-        def work(session: Session) -> tuple[Conversation, list[Message]]:
+        def work(session: Session) -> tuple[Conversation, list[Turn]]:
             conversation = _owned(session, principal, conversation_id)
-            history = session.execute(_HISTORY, {"conversation_id": conversation.id}).scalars()
-            return conversation, list(history)
+            rows = session.execute(_HISTORY, {"conversation_id": conversation.id})
+            return conversation, [Turn(role, content) for role, content in rows]
 
         return await self.db.read(work)
 
@@ -308,7 +309,7 @@ _OWNED = select(Conversation).where(
 )
 _OWNED_FOR_UPDATE = _OWNED.with_for_update()
 _HISTORY = (
-    select(Message)
+    select(Message.role, Message.content)
     .where(Message.conversation_id == bindparam("conversation_id"))
     .order_by(Message.seq)
 )

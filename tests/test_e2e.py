@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.mp3_check import mp3_duration_ms
+from avatarium.speech.mp3 import mp3_duration_ms
 
 pytestmark = pytest.mark.e2e
 

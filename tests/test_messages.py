@@ -9,7 +9,7 @@ from typing import Any
 
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.registry import ProviderSpec
-from tests.mp3_check import mp3_duration_ms
+from avatarium.speech.mp3 import mp3_duration_ms
 from tests.support import Api, FailingTTS, ScriptedLLM, assert_error
 
 CONVERSATIONS = "/v1/conversations"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from avatarium.providers.tts.espeak import ESPEAK_VOICES, EspeakProvider
+from avatarium.speech.mp3 import mp3_duration_ms
 from avatarium.speech.visemes import VISEMES, viseme_for
-from tests.mp3_check import mp3_duration_ms
 from tests.support import Api, assert_error
 
 

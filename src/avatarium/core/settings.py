@@ -27,8 +27,35 @@ class Settings(BaseSettings):
     default_ai_provider: str = "local"
     default_tts_provider: str = "espeak"
 
-    provider_timeout_s: float = 30.0
-    provider_max_retries: int = 2
+    provider_timeout_s: float = Field(default=30.0, gt=0)
+    provider_max_retries: int = Field(default=2, ge=0, le=10)
+    provider_retry_after_cap_s: float = Field(default=20.0, ge=0)
+
+    # Cloud providers: configured when their key is set. Base URLs mean exactly what the
+    # vendor SDKs' base URLs mean, so any compatible endpoint (or a test fake) can stand in.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    groq_api_key: SecretStr | None = None
+    groq_base_url: str = "https://api.groq.com/openai/v1"
+    groq_model: str = "llama-3.1-8b-instant"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_model: str = "claude-3-5-haiku-latest"
+    gemini_api_key: SecretStr | None = None
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    gemini_model: str = "gemini-2.0-flash"
+    elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_model: str = "eleven_multilingual_v2"
+    google_tts_api_key: SecretStr | None = None
+    google_tts_base_url: str = "https://texttospeech.googleapis.com"
+    google_tts_model: str = ""
+    cloud_max_tokens: int = Field(default=300, ge=1, le=8192)
+
+    ai_fallback: str = ""
+    tts_fallback: str = ""
+    fallback_cooldown_s: float = Field(default=30.0, ge=0)
 
     # Embedded model: bounded replies keep a 2-core machine responsive.
     local_threads: int = Field(default=2, ge=1, le=64)

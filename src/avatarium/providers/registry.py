@@ -18,7 +18,9 @@ from importlib.metadata import entry_points
 from typing import Literal
 
 from avatarium.core.settings import Settings
+from avatarium.providers.http import RetryPolicy
 from avatarium.providers.llm.base import LLMProvider
+from avatarium.providers.llm.cloud import CloudConfig
 from avatarium.providers.tts.base import TTSProvider
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,39 @@ EMBEDDED_TTS = "espeak"
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
-    """How to build one provider from settings."""
+    """How to build one provider from settings (``None``: not configured), and, for
+    providers that accept a client's own key (BYOK), from an explicit configuration."""
 
     name: str
     kind: Literal["llm", "tts"]
     build: Callable[[Settings], LLMProvider | TTSProvider | None]
+    from_config: Callable[[CloudConfig], LLMProvider] | None = None
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=settings.provider_max_retries,
+        timeout_s=settings.provider_timeout_s,
+        retry_after_cap_s=settings.provider_retry_after_cap_s,
+    )
+
+
+def cloud_config(
+    settings: Settings, name: str, *, setting_prefix: str | None = None
+) -> CloudConfig | None:
+    """``AVATARIUM_<NAME>_API_KEY`` / ``_BASE_URL`` / ``_MODEL``, or None without a key."""
+    prefix = setting_prefix or name
+    key = getattr(settings, f"{prefix}_api_key")
+    if key is None or not key.get_secret_value():
+        return None
+    return CloudConfig(
+        name=name,
+        api_key=key.get_secret_value(),
+        base_url=getattr(settings, f"{prefix}_base_url"),
+        model=getattr(settings, f"{prefix}_model"),
+        max_tokens=settings.cloud_max_tokens,
+        policy=retry_policy(settings),
+    )
 
 
 class ProviderRegistry:
@@ -82,6 +112,10 @@ class ProviderRegistry:
         provider = self._get("llm", name)
         assert provider is None or isinstance(provider, LLMProvider)
         return provider
+
+    def spec(self, kind: Literal["llm", "tts"], name: str) -> ProviderSpec | None:
+        """The registered spec of a provider, if any."""
+        return self._specs.get((kind, name))
 
     def tts(self, name: str) -> TTSProvider | None:
         """The configured TTS provider ``name``, or ``None`` if not configured."""

@@ -25,10 +25,11 @@ from avatarium.conversations.idempotency import IdempotencyStore
 from avatarium.conversations.service import ConversationService
 from avatarium.core.clock import Clock, SystemClock
 from avatarium.core.errors import AvatariumError
-from avatarium.core.secrets import Signer, load_or_create_secret
+from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
 from avatarium.core.settings import Settings
 from avatarium.keys.service import KeyService
 from avatarium.limits.base import RequestGate, UnlimitedGate
+from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import EMBEDDED_AI, ProviderRegistry
 from avatarium.speech import router as speech_router
 from avatarium.speech.service import SpeechService
@@ -49,7 +50,8 @@ def build_state(
     """Wire the app's collaborators from settings (no I/O beyond reading the secret)."""
     clock = clock or SystemClock()
     secret_value = settings.secret_key.get_secret_value() if settings.secret_key else None
-    signer = Signer(load_or_create_secret(secret_value, settings.data_dir))
+    secret = load_or_create_secret(secret_value, settings.data_dir)
+    signer = Signer(secret)
     db = Database(settings.resolved_database_url())
     audio = LocalAudioStore(settings.data_dir / "audio")
     avatars = AvatarCatalog(settings.avatars_file)
@@ -57,7 +59,15 @@ def build_state(
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
     idempotency = IdempotencyStore(db, clock, settings.idempotency_ttl_s)
     conversations = ConversationService(
-        db, clock, settings, avatars, providers, speech, idempotency
+        db,
+        clock,
+        settings,
+        avatars,
+        providers,
+        speech,
+        idempotency,
+        Sealer(secret),
+        ProviderHealth(settings.fallback_cooldown_s),
     )
     return AppState(
         settings=settings,

@@ -48,6 +48,7 @@ class Message(Base):
     audio_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     speech: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     ai_provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    tts_provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
     ai_tokens: Mapped[int] = mapped_column(Integer, default=0)
     tts_characters: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

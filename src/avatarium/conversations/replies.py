@@ -7,6 +7,7 @@ events and ends with ``Done`` (the stored reply) or ``ErrorEvent`` (nothing stor
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from avatarium.core.errors import (
     AvatariumError,
     ConversationNotFoundError,
     InvalidRequestError,
+    TTSProviderError,
 )
 from avatarium.core.events import AudioChunk, Done, ErrorEvent, ReplyEvent, TextDelta, Usage
 from avatarium.core.ids import new_id
@@ -32,12 +34,16 @@ from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.limits.base import Reservation
+from avatarium.providers.byok import unseal
 from avatarium.providers.errors import FailureCategory, ProviderError, as_api_error
+from avatarium.providers.fallback import parse_chain
 from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider
 from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import UTCDateTime, column_values, table_of
+
+log = logging.getLogger(__name__)
 
 # Hot-path statements, built once. Core table inserts skip the ORM's bookkeeping.
 _CLAIM_SEQUENCE = (
@@ -63,6 +69,14 @@ def ended_error() -> InvalidRequestError:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Voiced:
+    """A speech provider and the voice to use with it."""
+
+    selected: Selected[TTSProvider]
+    voice_id: str
+
+
 @dataclass
 class PreparedSend:
     """A send that passed every check; ``run`` produces and stores the reply."""
@@ -70,14 +84,16 @@ class PreparedSend:
     principal: Principal
     conversation: Conversation
     content: str
+    history: Sequence[Turn]
     prompt: list[ChatMessage]
-    llm: Selected[LLMProvider]
-    tts: Selected[TTSProvider] | None
-    voice_id: str
+    llm: list[Selected[LLMProvider]]  # the provider, then its fallbacks
+    tts: list[Voiced]  # empty: no speech
     base_url: str
     reservation: Reservation
     attempt: Attempt | None = None
     started_at: Any = field(default=None)
+    answered_ai: str | None = None
+    answered_tts: str | None = None
 
 
 class ReplyService:
@@ -98,36 +114,61 @@ class ReplyService:
     ) -> PreparedSend:
         if conversation.status == "ended":
             raise ended_error()
-        providers = self._c.providers
-        llm = select_llm(providers, conversation.ai_provider, principal.mode)
-        tts = (
-            select_tts(providers, conversation.tts_provider, principal.mode)
-            if want_speech
-            else None
-        )
-        voice_id = conversation.voice_id or ""
-        if tts is not None and tts.name != conversation.tts_provider:
-            # Sandbox stand-in: keep the avatar's voice for that engine when it has one.
-            avatar = self._c.avatars.get(conversation.avatar_id)
-            fallback = avatar.voices.get(tts.name) if avatar else None
-            voice_id = (
-                voice_id
-                if await tts.provider.has_voice(voice_id)
-                else (fallback or tts.provider.default_voice)
-            )
-        prompt = build_prompt(llm.provider, conversation.system_prompt, history, content)
+        llm = self._llm_chain(principal, conversation)
+        tts = await self._tts_chain(principal, conversation) if want_speech else []
+        prompt = build_prompt(llm[0].provider, conversation.system_prompt, history, content)
         return PreparedSend(
             principal,
             conversation,
             content,
+            history,
             prompt,
             llm,
             tts,
-            voice_id,
             base_url,
             reservation,
             started_at=self._c.clock.now(),
         )
+
+    def _llm_chain(
+        self, principal: Principal, conversation: Conversation
+    ) -> list[Selected[LLMProvider]]:
+        c = self._c
+        if principal.mode == "test":  # the sandbox: embedded only, never a cloud call
+            return [select_llm(c.providers, conversation.ai_provider, principal.mode)]
+        if conversation.byok_secret is not None:
+            # The client's own key: no fallback, so its failures reach the client.
+            key = unseal(c.sealer, conversation.byok_secret)
+            return [Selected(key.provider, c.byok.get(key), sandbox=False)]
+        primary = select_llm(c.providers, conversation.ai_provider, principal.mode)
+        candidates = {primary.name: primary}
+        for name in parse_chain(c.settings.ai_fallback):
+            provider = c.providers.llm(name)
+            if provider is not None and name not in candidates:
+                candidates[name] = Selected(name, provider, sandbox=False)
+        return [candidates[name] for name in c.health.order("llm", list(candidates))]
+
+    async def _tts_chain(self, principal: Principal, conversation: Conversation) -> list[Voiced]:
+        c = self._c
+        primary = select_tts(c.providers, conversation.tts_provider, principal.mode)
+        avatar = c.avatars.get(conversation.avatar_id)
+        voice_id = conversation.voice_id or primary.provider.default_voice
+        if primary.name != conversation.tts_provider and not await primary.provider.has_voice(
+            voice_id
+        ):
+            # Sandbox stand-in: the avatar's voice for that engine, or the engine's default.
+            voice_id = (avatar.voices.get(primary.name) if avatar else None) or (
+                primary.provider.default_voice
+            )
+        candidates = {primary.name: Voiced(primary, voice_id)}
+        if principal.mode == "live" and primary.provider.produces_audio:
+            for name in parse_chain(c.settings.tts_fallback):
+                provider = c.providers.tts(name)
+                if provider is None or not provider.produces_audio or name in candidates:
+                    continue
+                voice = (avatar.voices.get(name) if avatar else None) or provider.default_voice
+                candidates[name] = Voiced(Selected(name, provider, sandbox=False), voice)
+        return [candidates[name] for name in c.health.order("tts", list(candidates))]
 
     async def run(self, send: PreparedSend) -> AsyncGenerator[ReplyEvent, None]:
         """The reply's events. Never raises an API error: a failure is the last event."""
@@ -145,13 +186,15 @@ class ReplyService:
             text = "".join(parts).strip()
             if not text:
                 empty = ProviderError(
-                    FailureCategory.BAD_RESPONSE, send.llm.name, "the model returned no text"
+                    FailureCategory.BAD_RESPONSE,
+                    send.answered_ai or send.llm[0].name,
+                    "the model returned no text",
                 )
                 raise as_api_error(empty, AIProviderError)
             yield Usage(ai_tokens=ai_tokens)
             speech: Speech | None = None
-            if send.tts is not None and send.tts.provider.produces_audio:
-                speech = await self._c.speech.synthesize(send.tts.provider, text, send.voice_id)
+            if send.tts and send.tts[0].selected.provider.produces_audio:
+                speech = await self._speak(send, text)
                 yield AudioChunk(
                     0, text, speech.mp3, speech.duration_ms, speech.visemes, speech.words
                 )
@@ -184,23 +227,66 @@ class ReplyService:
             await self._c.idempotency.abandon(send.attempt)
 
     async def _generate(self, send: PreparedSend) -> AsyncIterator[TextDelta | Usage]:
+        """The first provider of the chain that answers; a provider that fails before it
+        wrote anything hands over to the next (after its own retries)."""
+        c = self._c
         timings = current_timings.get()
-        stream = send.llm.provider.stream(ChatRequest(send.prompt, send.conversation.model))
-        try:
-            while True:
-                started = time.perf_counter()
-                try:
-                    event = await anext(stream)
-                except StopAsyncIteration:
-                    break
-                except ProviderError as error:
+        for position, candidate in enumerate(send.llm):
+            prompt = (
+                send.prompt
+                if position == 0
+                else build_prompt(
+                    candidate.provider, send.conversation.system_prompt, send.history, send.content
+                )
+            )
+            model = send.conversation.model if position == 0 else None
+            stream = candidate.provider.stream(ChatRequest(prompt, model))
+            wrote = False
+            try:
+                while True:
+                    started = time.perf_counter()
+                    try:
+                        event = await anext(stream)
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        if timings is not None:
+                            timings.add("ai", (time.perf_counter() - started) * 1000.0)
+                    wrote = wrote or isinstance(event, TextDelta)
+                    yield event
+            except ProviderError as error:
+                c.health.failed("llm", candidate.name)
+                if wrote or position == len(send.llm) - 1:
                     raise as_api_error(error, AIProviderError) from error
-                finally:
-                    if timings is not None:
-                        timings.add("ai", (time.perf_counter() - started) * 1000.0)
-                yield event
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+                log.warning(
+                    "AI provider %s failed (%s); falling back", candidate.name, error.category.value
+                )
+                continue
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
+            c.health.succeeded("llm", candidate.name)
+            send.answered_ai = candidate.name
+            return
+
+    async def _speak(self, send: PreparedSend, text: str) -> Speech:
+        """Speech from the first provider of the chain that succeeds."""
+        c = self._c
+        for position, voiced in enumerate(send.tts):
+            name = voiced.selected.name
+            try:
+                speech = await c.speech.synthesize(voiced.selected.provider, text, voiced.voice_id)
+            except ProviderError as error:
+                c.health.failed("tts", name)
+                if position == len(send.tts) - 1:
+                    raise as_api_error(error, TTSProviderError) from error
+                log.warning(
+                    "speech provider %s failed (%s); falling back", name, error.category.value
+                )
+                continue
+            c.health.succeeded("tts", name)
+            send.answered_tts = name
+            return speech
+        raise AssertionError("an empty speech chain is never spoken")
 
     async def _store(
         self,
@@ -215,8 +301,14 @@ class ReplyService:
         now = c.clock.now()
         tts_chars = speech.characters if speech else 0
         speech_hint = None
-        if send.tts is not None and not send.tts.provider.produces_audio:
-            speech_hint = {"provider": send.tts.name, "voice_id": send.voice_id, "text": text}
+        if send.tts and not send.tts[0].selected.provider.produces_audio:
+            first = send.tts[0]
+            speech_hint = {
+                "provider": first.selected.name,
+                "voice_id": first.voice_id,
+                "text": text,
+            }
+            send.answered_tts = first.selected.name
         user = Message(
             id=new_id("msg"),
             conversation_id=send.conversation.id,
@@ -234,7 +326,8 @@ class ReplyService:
             reply_to=user.id,
             audio_id=clip.id if clip else None,
             speech=speech_hint,
-            ai_provider=send.llm.name,
+            ai_provider=send.answered_ai,
+            tts_provider=send.answered_tts,
             ai_tokens=ai_tokens,
             tts_characters=tts_chars,
             created_at=now,

@@ -89,6 +89,11 @@ def message_json(
         "created_at": rfc3339(message.created_at),
         "usage": {"ai_tokens": message.ai_tokens, "tts_characters": message.tts_characters},
     }
+    if message.role == "assistant":
+        # Which providers actually answered (they differ from the conversation's after a
+        # fallback) *(extension)*.
+        body["ai_provider"] = message.ai_provider
+        body["tts_provider"] = message.tts_provider
     if message.speech is not None:
         body["speech"] = dict(message.speech)
     return body

@@ -23,9 +23,12 @@ from avatarium.core.errors import (
     MessageNotFoundError,
 )
 from avatarium.core.ids import new_id
+from avatarium.core.secrets import Sealer
 from avatarium.core.settings import Settings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
+from avatarium.providers.byok import ByokProviders, parse_byok, seal
+from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import ProviderRegistry
 from avatarium.providers.selection import select_llm, select_tts
 from avatarium.speech.models import AudioClip
@@ -54,6 +57,8 @@ class ConversationService:
         providers: ProviderRegistry,
         speech: SpeechService,
         idempotency: IdempotencyStore,
+        sealer: Sealer,
+        health: ProviderHealth,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -62,6 +67,9 @@ class ConversationService:
         self.providers = providers
         self.speech = speech
         self.idempotency = idempotency
+        self.sealer = sealer
+        self.health = health
+        self.byok = ByokProviders(providers, settings)
 
     def render(self, conversation: Conversation) -> dict[str, Any]:
         return conversation_json(conversation, self.clock.now(), self.settings.idle_after_s)
@@ -71,14 +79,16 @@ class ConversationService:
     ) -> dict[str, Any]:
         fields = validate(body, CREATE_FIELDS)
         metadata = validate_metadata(fields["metadata"]) if "metadata" in fields else {}
-        if "byok" in fields:
+        byok = parse_byok(fields["byok"], self.providers) if "byok" in fields else None
+        if byok is not None and fields.get("ai_provider", byok.provider) != byok.provider:
             raise InvalidParameterError(
-                "byok",
-                "not_configured",
-                "Bring-your-own-key needs a cloud provider adapter; none is installed.",
+                "byok.provider",
+                "not_allowed",
+                "byok.provider must match ai_provider.",
+                allowed=[fields["ai_provider"]],
             )
         # Parameters before lookups (the documented check order): explicit providers first.
-        if "ai_provider" in fields:
+        if "ai_provider" in fields and byok is None:
             select_llm(self.providers, fields["ai_provider"], principal.mode)
         if "tts_provider" in fields:
             select_tts(self.providers, fields["tts_provider"], principal.mode)
@@ -87,13 +97,20 @@ class ConversationService:
             raise AvatarNotFoundError(
                 f"No avatar {fields['avatar_id']!r}.", details={"field": "avatar_id"}
             )
-        ai_name = fields.get("ai_provider") or avatar.defaults.get(
-            "ai_provider", self.settings.default_ai_provider
+        ai_name = (
+            (byok.provider if byok else None)
+            or fields.get("ai_provider")
+            or (avatar.defaults.get("ai_provider", self.settings.default_ai_provider))
         )
         tts_name = fields.get("tts_provider") or avatar.defaults.get(
             "tts_provider", self.settings.default_tts_provider
         )
-        llm = select_llm(self.providers, ai_name, principal.mode)
+        if byok is not None and principal.mode == "live":
+            default_model = self.byok.get(byok).default_model
+        else:
+            default_model = select_llm(
+                self.providers, ai_name, principal.mode
+            ).provider.default_model
         tts = select_tts(self.providers, tts_name, principal.mode)
         voice_id = (
             fields.get("voice_id") or avatar.voices.get(tts_name) or tts.provider.default_voice
@@ -120,7 +137,7 @@ class ConversationService:
             ai_provider=ai_name,
             tts_provider=tts_name,
             voice_id=voice_id,
-            model=fields.get("model") or llm.provider.default_model,
+            model=fields.get("model") or default_model,
             system_prompt=fields.get("system_prompt") or avatar.personality,
             metadata_=metadata,
             message_count=0,
@@ -128,6 +145,7 @@ class ConversationService:
             tts_characters=0,
             created_at=now,
             updated_at=now,
+            byok_secret=seal(self.sealer, byok) if byok is not None else None,
         )
         body_out = self.render(conversation)
 

@@ -32,6 +32,23 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
     return value.encode("utf-8")
 
 
+class Sealer:
+    """Authenticated encryption (Fernet: AES-128-CBC + HMAC-SHA256) of secrets at rest,
+    such as bring-your-own provider keys, under a key derived from the server secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        from cryptography.fernet import Fernet
+
+        derived = hmac.new(secret, b"avatarium/byok-encryption", hashlib.sha256).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def open(self, token: str) -> str:
+        return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+
+
 class Signer:
     """Keyed hashes and URL signatures under one server secret."""
 

@@ -53,16 +53,16 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def cloud_config(
-    settings: Settings, name: str, *, setting_prefix: str | None = None
+    settings: Settings, name: str, *, setting_prefix: str | None = None, require_key: bool = True
 ) -> CloudConfig | None:
     """``AVATARIUM_<NAME>_API_KEY`` / ``_BASE_URL`` / ``_MODEL``, or None without a key."""
     prefix = setting_prefix or name
-    key = getattr(settings, f"{prefix}_api_key")
-    if key is None or not key.get_secret_value():
+    key = getattr(settings, f"{prefix}_api_key", None)
+    if require_key and (key is None or not key.get_secret_value()):
         return None
     return CloudConfig(
         name=name,
-        api_key=key.get_secret_value(),
+        api_key=key.get_secret_value() if key is not None else "",
         base_url=getattr(settings, f"{prefix}_base_url"),
         model=getattr(settings, f"{prefix}_model"),
         max_tokens=settings.cloud_max_tokens,

@@ -10,7 +10,8 @@ from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.validation import Field, validate
-from avatarium.core.errors import InvalidParameterError, NotFoundError
+from avatarium.core.errors import InvalidParameterError, NotFoundError, TTSProviderError
+from avatarium.providers.errors import ProviderError, as_api_error
 from avatarium.providers.selection import select_tts
 from avatarium.speech.models import AudioClip
 from avatarium.speech.service import voice_or_default
@@ -47,7 +48,10 @@ async def _speak(call: Call, text: str, provider_name: str | None, voice: str | 
         )
     if selected.name != name:
         voice_id = selected.provider.default_voice
-    speech = await state.speech.synthesize(selected.provider, text, voice_id)
+    try:
+        speech = await state.speech.synthesize(selected.provider, text, voice_id)
+    except ProviderError as error:
+        raise as_api_error(error, TTSProviderError) from error
     return Response(
         speech.mp3,
         media_type="audio/mpeg",

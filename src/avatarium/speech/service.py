@@ -6,11 +6,10 @@ import time
 from typing import Any
 
 from avatarium.core.clock import Clock
-from avatarium.core.errors import InvalidParameterError, TTSProviderError
+from avatarium.core.errors import InvalidParameterError
 from avatarium.core.ids import new_id
 from avatarium.core.secrets import Signer
 from avatarium.core.timing import timed
-from avatarium.providers.errors import ProviderError, as_api_error
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.speech.models import AudioClip
 from avatarium.storage.audio import AudioStore
@@ -26,12 +25,9 @@ class SpeechService:
         self._ttl = url_ttl_s
 
     async def synthesize(self, provider: TTSProvider, text: str, voice_id: str) -> Speech:
-        """Speak ``text``, timed as ``tts``, with failures mapped to the API error."""
-        try:
-            with timed("tts"):
-                return await provider.synthesize(text, voice_id)
-        except ProviderError as error:
-            raise as_api_error(error, TTSProviderError) from error
+        """Speak ``text``, timed as ``tts``; failures stay ``ProviderError`` for fallback."""
+        with timed("tts"):
+            return await provider.synthesize(text, voice_id)
 
     async def save(
         self, speech: Speech, *, account_id: str, mode: str, conversation_id: str | None

@@ -173,7 +173,17 @@ async def read_json(response: httpx.Response, provider: str) -> Any:
 
 
 async def sse_events(response: httpx.Response, provider: str) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) pairs of a Server-Sent Events body, per the WHATWG parsing rules."""
+    """(event, data) pairs of a Server-Sent Events body, per the WHATWG parsing rules.
+
+    A 2xx answer that is not an event stream is a ``bad_response``.
+    """
+    media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "text/event-stream":
+        raise ProviderError(
+            FailureCategory.BAD_RESPONSE,
+            provider,
+            f"expected an event stream, got {media_type or 'no content type'}",
+        )
     event: str = "message"
     data: list[str] = []
     try:

@@ -1,0 +1,295 @@
+"""Cloud providers end to end: the real adapters against loopback fakes of each vendor's
+documented wire protocol, including every scripted fault."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from avatarium.app import create_app
+from avatarium.providers.registry import ProviderRegistry
+from avatarium.speech.mp3 import mp3_duration_ms
+from tests.conftest import make_settings
+from tests.fakes import anthropic, gemini, openai, speech
+from tests.fakes.server import FakeServer
+from tests.support import Api, OffsetClock, assert_error
+
+TIMEOUT_S = 1.0
+RETRIES = 2
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, FakeServer]]:
+    servers = {
+        "openai": FakeServer(openai.build).start(),
+        "groq": FakeServer(
+            lambda s: openai.build(s, prefix="/openai/v1", api_key="gsk-test", groq_usage=True)
+        ).start(),
+        "anthropic": FakeServer(anthropic.build).start(),
+        "gemini": FakeServer(gemini.build).start(),
+        "elevenlabs": FakeServer(speech.build_elevenlabs).start(),
+        "google": FakeServer(speech.build_google).start(),
+    }
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+def cloud_settings(fakes: dict[str, FakeServer], data_dir: Path, **extra: Any) -> Any:
+    return make_settings(
+        data_dir,
+        openai_api_key=openai.API_KEY,
+        openai_base_url=f"{fakes['openai'].url}/v1",
+        groq_api_key="gsk-test",
+        groq_base_url=f"{fakes['groq'].url}/openai/v1",
+        anthropic_api_key=anthropic.API_KEY,
+        anthropic_base_url=fakes["anthropic"].url,
+        gemini_api_key=gemini.API_KEY,
+        gemini_base_url=fakes["gemini"].url,
+        elevenlabs_api_key=speech.ELEVENLABS_KEY,
+        elevenlabs_base_url=fakes["elevenlabs"].url,
+        google_tts_api_key=speech.GOOGLE_KEY,
+        google_tts_base_url=fakes["google"].url,
+        provider_timeout_s=TIMEOUT_S,
+        provider_max_retries=RETRIES,
+        provider_retry_after_cap_s=5.0,
+        **extra,
+    )
+
+
+async def running(settings: Any) -> AsyncIterator[Api]:
+    app = create_app(settings, clock=OffsetClock(), providers=ProviderRegistry(settings))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", timeout=60
+        ) as client:
+            yield Api(app=app, client=client, clock=OffsetClock(), backend="sqlite")
+
+
+@pytest.fixture(scope="module")
+async def cloud(
+    fakes: dict[str, FakeServer], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    async for api in running(cloud_settings(fakes, tmp_path_factory.mktemp("cloud"))):
+        yield api
+
+
+@pytest.fixture(autouse=True)
+def clean_fakes(fakes: dict[str, FakeServer]) -> None:
+    for server in fakes.values():
+        server.state.reset()
+
+
+async def send(
+    api: Api, key: str, conversation_id: str, content: str = "Hello there", **extra: Any
+) -> httpx.Response:
+    return await api.client.post(
+        f"/v1/conversations/{conversation_id}/messages",
+        json={"content": content, **extra},
+        headers=api.auth(key),
+    )
+
+
+async def snapshot(api: Api, key: str, conversation_id: str) -> Any:
+    body = (
+        await api.client.get(f"/v1/conversations/{conversation_id}", headers=api.auth(key))
+    ).json()
+    body.pop("status")
+    return body
+
+
+LLM_EXPECTED = {
+    "openai": "You said: Hello there. That is a fine thing to say!",
+    "groq": "You said: Hello there. That is a fine thing to say!",
+    "anthropic": "Claude heard: Hello there. Lovely to meet you!",
+    "gemini": "Gemini replies to: Hello there. Have a bright day!",
+}
+
+
+@pytest.mark.parametrize("provider", sorted(LLM_EXPECTED))
+async def test_each_ai_provider_end_to_end(
+    cloud: Api, fakes: dict[str, FakeServer], provider: str
+) -> None:
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider=provider, system_prompt="Be kind.")
+    response = await send(cloud, key, conversation["id"])
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["content"] == LLM_EXPECTED[provider]
+    assert reply["ai_provider"] == provider and reply["tts_provider"] == "espeak"
+    assert reply["usage"]["ai_tokens"] > 10
+    assert reply["audio"]["duration_ms"] > 500
+    requests = fakes[provider].state.requests
+    assert len(requests) == 1
+    sent = requests[0]
+    if provider in ("openai", "groq"):
+        assert sent.headers["authorization"].startswith("Bearer ")
+        assert sent.body["messages"][0] == {"role": "system", "content": "Be kind."}
+        assert sent.body["messages"][-1] == {"role": "user", "content": "Hello there"}
+        assert sent.body["stream"] is True
+    elif provider == "anthropic":
+        assert sent.headers["anthropic-version"] == "2023-06-01"
+        assert sent.body["system"] == "Be kind."
+        assert sent.body["messages"] == [{"role": "user", "content": "Hello there"}]
+    else:
+        assert sent.body["systemInstruction"] == {"parts": [{"text": "Be kind."}]}
+        assert sent.body["contents"][-1] == {"role": "user", "parts": [{"text": "Hello there"}]}
+    assert (
+        sent.body.get("model", conversation["config"]["model"]) == conversation["config"]["model"]
+    )
+    stored = (
+        await cloud.client.get(f"/v1/conversations/{conversation['id']}", headers=cloud.auth(key))
+    ).json()
+    assert stored["messages"][1]["content"] == LLM_EXPECTED[provider]
+    assert stored["usage"]["ai_tokens"] == reply["usage"]["ai_tokens"]
+
+
+@pytest.mark.parametrize("provider", ["elevenlabs", "google"])
+async def test_each_speech_provider_end_to_end(
+    cloud: Api, fakes: dict[str, FakeServer], provider: str
+) -> None:
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider="openai", tts_provider=provider)
+    assert (
+        conversation["config"]["voice_id"]
+        == {"elevenlabs": "21m00Tcm4TlvDq8ikWAM", "google": "en-US-Neural2-F"}[provider]
+    )
+    reply = (await send(cloud, key, conversation["id"])).json()
+    assert reply["tts_provider"] == provider
+    audio = await cloud.client.get(reply["audio_url"].removeprefix("http://testserver"))
+    assert audio.status_code == 200
+    measured = mp3_duration_ms(audio.content)
+    assert abs(measured - reply["audio"]["duration_ms"]) <= 0.1 * measured
+    assert reply["usage"]["tts_characters"] == len(reply["content"])
+    if provider == "elevenlabs":
+        words = [w["text"] for w in reply["audio"]["words"]]
+        assert words[:3] == ["You", "said", "Hello"]
+        assert reply["audio"]["visemes"]
+    else:
+        assert reply["audio"]["words"] is None and reply["audio"]["visemes"] is None
+    voices = (await cloud.client.get(f"/v1/tts/voices?provider={provider}")).json()["data"]
+    assert {v["provider"] for v in voices} == {provider} and len(voices) == 2
+    before = len(fakes[provider].state.requests)
+    await cloud.client.get(f"/v1/tts/voices?provider={provider}")
+    assert len(fakes[provider].state.requests) == before  # cached
+
+
+FAULTS = [
+    # fault script, reason, retryable, attempts
+    (["500", "500", "500"], "unavailable", True, 3),
+    (["503", "503", "503"], "unavailable", True, 3),
+    (["429", "429", "429"], "rate_limited", True, 3),
+    (["401"], "auth_failed", False, 1),
+    (["slow", "slow", "slow"], "timeout", True, 3),
+    (["cut"], "unavailable", True, 1),
+    (["malformed"], "bad_response", False, 1),
+]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "groq"])
+@pytest.mark.parametrize(
+    ("script", "reason", "retryable", "attempts"), FAULTS, ids=[f[0][0] for f in FAULTS]
+)
+async def test_ai_faults(
+    cloud: Api,
+    fakes: dict[str, FakeServer],
+    provider: str,
+    script: list[str],
+    reason: str,
+    retryable: bool,
+    attempts: int,
+) -> None:
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider=provider, tts_provider="browser")
+    before = await snapshot(cloud, key, conversation["id"])
+    state = fakes[provider].state
+    state.faults.extend(script)
+    started = time.monotonic()
+    response = await send(cloud, key, conversation["id"])
+    elapsed = time.monotonic() - started
+    assert_error(
+        response, 503, "ai_provider_error", provider=provider, reason=reason, retryable=retryable
+    )
+    assert len(state.requests) == attempts
+    if script[0] == "429":
+        gaps = [b.at - a.at for a, b in zip(state.requests, state.requests[1:], strict=False)]
+        assert all(gap >= 0.95 for gap in gaps), gaps  # Retry-After: 1 was honoured
+    # Never past the timeout per attempt plus the backoff between them (0.5 s, 1 s).
+    assert elapsed < attempts * (TIMEOUT_S + 0.5) + 1.5 + 1.0
+    assert await snapshot(cloud, key, conversation["id"]) == before
+
+
+async def test_transient_failures_are_retried_to_success(
+    cloud: Api, fakes: dict[str, FakeServer]
+) -> None:
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider="anthropic")
+    fakes["anthropic"].state.faults.extend(["529", "429"])
+    response = await send(cloud, key, conversation["id"])
+    assert response.status_code == 200, response.text
+    requests = fakes["anthropic"].state.requests
+    assert len(requests) == 3
+    assert requests[2].at - requests[1].at >= 0.95  # waited for Retry-After
+    assert (await snapshot(cloud, key, conversation["id"]))["message_count"] == 2
+
+
+async def test_an_error_event_mid_stream_is_not_retried(
+    cloud: Api, fakes: dict[str, FakeServer]
+) -> None:
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider="anthropic", tts_provider="browser")
+    fakes["anthropic"].state.faults.append("overloaded-midstream")
+    response = await send(cloud, key, conversation["id"])
+    assert_error(response, 503, "ai_provider_error", reason="unavailable", retryable=True)
+    assert len(fakes["anthropic"].state.requests) == 1
+
+
+@pytest.mark.parametrize("provider", ["elevenlabs", "google"])
+@pytest.mark.parametrize(
+    ("script", "reason", "retryable", "attempts"),
+    [
+        (["503", "503", "503"], "unavailable", True, 3),
+        (["401"], "auth_failed", False, 1),
+        (["malformed"], "bad_response", False, 1),
+    ],
+    ids=["503", "401", "malformed"],
+)
+async def test_speech_faults(
+    cloud: Api,
+    fakes: dict[str, FakeServer],
+    provider: str,
+    script: list[str],
+    reason: str,
+    retryable: bool,
+    attempts: int,
+) -> None:
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider="openai", tts_provider=provider)
+    before = await snapshot(cloud, key, conversation["id"])
+    files = set((cloud.state.settings.data_dir / "audio").iterdir())
+    fakes[provider].state.faults.extend(script)
+    response = await send(cloud, key, conversation["id"])
+    assert_error(
+        response, 503, "tts_provider_error", provider=provider, reason=reason, retryable=retryable
+    )
+    synth = [r for r in fakes[provider].state.requests if r.method == "POST"]
+    assert len(synth) == attempts
+    assert await snapshot(cloud, key, conversation["id"]) == before
+    assert set((cloud.state.settings.data_dir / "audio").iterdir()) == files
+
+
+async def test_test_mode_never_calls_a_cloud_provider(
+    cloud: Api, fakes: dict[str, FakeServer]
+) -> None:
+    key = await cloud.key(mode="test")
+    conversation = await cloud.conversation(key, ai_provider="openai", tts_provider="elevenlabs")
+    assert conversation["config"]["sandbox"] is True
+    reply = (await send(cloud, key, conversation["id"])).json()
+    assert reply["ai_provider"] == "local" and reply["tts_provider"] == "espeak"
+    assert all(not server.state.requests for server in fakes.values())

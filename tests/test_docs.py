@@ -79,3 +79,14 @@ def test_readme_starts_with_the_two_commands() -> None:
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
     first = readme[: readme.index("## A 60-second tour")]
     assert "make run" in first and "make test" in first
+
+
+def test_every_provider_has_a_page(tmp_path: Path) -> None:
+    from avatarium.providers.registry import ProviderRegistry
+
+    registry = ProviderRegistry(make_settings(tmp_path))
+    index = read("providers.md")
+    for kind in ("llm", "tts"):
+        for name in registry.names(kind):  # type: ignore[arg-type]
+            assert (DOCS / "providers" / f"{name}.md").exists(), f"no page for {name}"
+            assert f"`{name}`" in index

@@ -5,6 +5,8 @@
 3. The real server process on the embedded defaults: per non-streamed send, the server's own
    overhead (Server-Timing app - ai - tts) at p50/p99, and the whole reply's latency as the
    client sees it (replies bounded to 40 tokens, with speech).
+4. The same overhead on top of instant OpenAI and Anthropic fakes at concurrency 10
+   (bench/cloud.py).
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default=None, help="bench the server on this database instead of SQLite"
     )
-    parser.add_argument("--only", choices=("model", "speech", "server"), default=None)
+    parser.add_argument("--only", choices=("model", "speech", "server", "cloud"), default=None)
     args = parser.parse_args()
     print(f"Avatarium benchmarks on {os.cpu_count()} cores\n")
     if args.only in (None, "model"):
@@ -208,6 +210,11 @@ def main() -> None:
         print()
     if args.only in (None, "server"):
         bench_server(args.sends, args.database_url)
+        print()
+    if args.only in (None, "cloud"):
+        from cloud import bench_cloud  # bench/cloud.py: starts the vendor fakes
+
+        bench_cloud()
 
 
 if __name__ == "__main__":

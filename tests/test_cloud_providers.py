@@ -299,9 +299,13 @@ async def test_test_mode_never_calls_a_cloud_provider(
 async def with_fallback(
     fakes: dict[str, FakeServer], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Api]:
-    settings = cloud_settings(fakes, tmp_path_factory.mktemp("fallback"),
-                              ai_fallback="openai,anthropic,local",
-                              tts_fallback="elevenlabs,espeak", fallback_cooldown_s=60)
+    settings = cloud_settings(
+        fakes,
+        tmp_path_factory.mktemp("fallback"),
+        ai_fallback="openai,anthropic,local",
+        tts_fallback="elevenlabs,espeak",
+        fallback_cooldown_s=60,
+    )
     async for api in running(settings):
         yield api
 
@@ -322,10 +326,15 @@ async def test_fallback_answers_and_the_cooldown_skips_the_failing_provider(
     second = (await send(api, key, conversation["id"], content="Again")).json()
     assert second["ai_provider"] == "anthropic"
     assert len(fakes["openai"].state.requests) == 3
-    stored = (await api.client.get(f"/v1/conversations/{conversation['id']}",
-                                   headers=api.auth(key))).json()
+    stored = (
+        await api.client.get(f"/v1/conversations/{conversation['id']}", headers=api.auth(key))
+    ).json()
     assert [m.get("ai_provider") for m in stored["messages"]] == [
-        None, "anthropic", None, "anthropic"]
+        None,
+        "anthropic",
+        None,
+        "anthropic",
+    ]
 
 
 async def test_when_every_provider_fails_the_error_names_the_last(
@@ -347,23 +356,36 @@ async def bare(
     fakes: dict[str, FakeServer], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Api]:
     """A server with no cloud provider configured at all."""
-    async for api in running(make_settings(tmp_path_factory.mktemp("bare"),
-                                           provider_timeout_s=TIMEOUT_S)):
+    async for api in running(
+        make_settings(tmp_path_factory.mktemp("bare"), provider_timeout_s=TIMEOUT_S)
+    ):
         yield api
 
 
 async def test_bring_your_own_key(
-    bare: Api, fakes: dict[str, FakeServer], caplog: pytest.LogCaptureFixture,
+    bare: Api,
+    fakes: dict[str, FakeServer],
+    caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     key = await bare.key(mode="live")
-    refused = await bare.client.post("/v1/conversations", json={
-        "avatar_id": "aria-001", "ai_provider": "openai"}, headers=bare.auth(key))
+    refused = await bare.client.post(
+        "/v1/conversations",
+        json={"avatar_id": "aria-001", "ai_provider": "openai"},
+        headers=bare.auth(key),
+    )
     assert_error(refused, 400, "invalid_parameter", field="ai_provider", reason="not_configured")
-    byok = {"provider": "openai", "api_key": openai.API_KEY,
-            "base_url": f"{fakes['openai'].url}/v1", "model": "gpt-own"}
-    created = await bare.client.post("/v1/conversations", json={
-        "avatar_id": "aria-001", "byok": byok, "tts_provider": "browser"}, headers=bare.auth(key))
+    byok = {
+        "provider": "openai",
+        "api_key": openai.API_KEY,
+        "base_url": f"{fakes['openai'].url}/v1",
+        "model": "gpt-own",
+    }
+    created = await bare.client.post(
+        "/v1/conversations",
+        json={"avatar_id": "aria-001", "byok": byok, "tts_provider": "browser"},
+        headers=bare.auth(key),
+    )
     assert created.status_code == 200, created.text
     conversation = created.json()
     assert conversation["byok_enabled"] is True
@@ -373,18 +395,25 @@ async def test_bring_your_own_key(
     reply = (await send(bare, key, conversation["id"])).json()
     assert reply["content"] == LLM_EXPECTED["openai"]
     assert fakes["openai"].state.requests[0].body["model"] == "gpt-own"
-    fetched = await bare.client.get(f"/v1/conversations/{conversation['id']}",
-                                    headers=bare.auth(key))
+    fetched = await bare.client.get(
+        f"/v1/conversations/{conversation['id']}", headers=bare.auth(key)
+    )
     assert openai.API_KEY not in fetched.text
 
     # A key the vendor rejects is auth_failed, not retryable, and not retried.
     wrong = {**byok, "api_key": "sk-wrong-key-123"}
-    rejected = (await bare.client.post("/v1/conversations", json={
-        "avatar_id": "aria-001", "byok": wrong}, headers=bare.auth(key))).json()
+    rejected = (
+        await bare.client.post(
+            "/v1/conversations",
+            json={"avatar_id": "aria-001", "byok": wrong},
+            headers=bare.auth(key),
+        )
+    ).json()
     before = len(fakes["openai"].state.requests)
     failed = await send(bare, key, rejected["id"])
-    assert_error(failed, 503, "ai_provider_error", provider="openai", reason="auth_failed",
-                 retryable=False)
+    assert_error(
+        failed, 503, "ai_provider_error", provider="openai", reason="auth_failed", retryable=False
+    )
     assert len(fakes["openai"].state.requests) == before + 1
 
     # Neither key is readable in the database or in any log line.
@@ -404,10 +433,16 @@ async def test_byok_field_errors(bare: Api) -> None:
         ({"provider": "openai"}, "byok.api_key", "missing"),
         ({"provider": "local", "api_key": "x"}, "byok.provider", "not_allowed"),
         ({"provider": "openai", "api_key": "x", "colour": 1}, "byok.colour", "unknown_field"),
-        ({"provider": "openai", "api_key": "x", "base_url": "ftp://x"}, "byok.base_url",
-         "not_allowed"),
+        (
+            {"provider": "openai", "api_key": "x", "base_url": "ftp://x"},
+            "byok.base_url",
+            "not_allowed",
+        ),
     ]:
-        response = await bare.client.post("/v1/conversations", json={
-            "avatar_id": "aria-001", "byok": byok}, headers=bare.auth(key))
+        response = await bare.client.post(
+            "/v1/conversations",
+            json={"avatar_id": "aria-001", "byok": byok},
+            headers=bare.auth(key),
+        )
         code = "missing_parameter" if reason == "missing" else "invalid_parameter"
         assert_error(response, 400, code, field=field, reason=reason)

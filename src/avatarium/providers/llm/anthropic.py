@@ -83,8 +83,7 @@ class AnthropicProvider:
                     usage = payload.get("usage") or {}
                     output_tokens = int(usage.get("output_tokens", output_tokens))
                 elif kind == "message_stop":
-                    stopped = True
-                    break
+                    stopped = True  # read on to the body's end to keep the connection
                 elif kind == "error":
                     error = payload.get("error") or {}
                     category = (

@@ -58,7 +58,9 @@ class OpenAICompatibleProvider:
         ) as response:
             async for _event, data in sse_events(response, self.name):
                 if data.strip() == "[DONE]":
-                    break
+                    # Read on to the end of the body (it ends right here) rather than
+                    # breaking off: an unfinished body costs the pooled connection.
+                    continue
                 chunk = parse_json(data, self.name)
                 if "error" in chunk:  # some compatible servers report errors in-stream
                     raise ProviderError(

@@ -1,0 +1,157 @@
+"""What the server adds on top of an instant cloud provider, at concurrency 10.
+
+Starts loopback fakes of OpenAI and Anthropic (answering at once), a real server process
+configured with them, and sends non-streamed messages (speech by the browser, so only the AI
+path is measured) from 10 concurrent clients. Per send, the server's own time is
+``app - ai - tts`` from ``Server-Timing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes import anthropic, openai  # noqa: E402
+from tests.fakes.server import FakeServer  # noqa: E402
+
+TIMING = re.compile(r"(\w+);dur=([\d.]+)")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+async def load(
+    base: str, key: str, provider: str, sends: int, concurrency: int
+) -> tuple[list[float], float]:
+    overheads: list[float] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=60, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
+        conversations = []
+        for _ in range(concurrency):
+            created = await client.post(
+                "/v1/conversations",
+                json={"avatar_id": "aria-001", "ai_provider": provider, "tts_provider": "browser"},
+            )
+            created.raise_for_status()
+            conversations.append(created.json()["id"])
+        remaining = [sends + 5 * concurrency]
+
+        async def worker(conversation: str) -> None:
+            warm = 5
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                response = await client.post(
+                    f"/v1/conversations/{conversation}/messages", json={"content": "Hello there"}
+                )
+                response.raise_for_status()
+                if warm:
+                    warm -= 1
+                    continue
+                phases = {k: float(v) for k, v in TIMING.findall(response.headers["server-timing"])}
+                overheads.append(phases["app"] - phases["ai"] - phases["tts"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in conversations))
+        elapsed = time.perf_counter() - started
+    return overheads, (sends + 5 * concurrency) / elapsed
+
+
+def bench_cloud(sends: int = 300, concurrency: int = 10) -> None:
+    print(
+        f"Server overhead over an instant fake provider, concurrency {concurrency}, "
+        f"{sends} sends each"
+    )
+    fakes = {
+        "openai": FakeServer(openai.build).start(),
+        "anthropic": FakeServer(anthropic.build).start(),
+    }
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            env = {
+                **os.environ,
+                "AVATARIUM_DATA_DIR": data_dir,
+                "AVATARIUM_LOG_LEVEL": "warning",
+                "AVATARIUM_OPENAI_API_KEY": openai.API_KEY,
+                "AVATARIUM_OPENAI_BASE_URL": f"{fakes['openai'].url}/v1",
+                "AVATARIUM_ANTHROPIC_API_KEY": anthropic.API_KEY,
+                "AVATARIUM_ANTHROPIC_BASE_URL": fakes["anthropic"].url,
+            }
+            created = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "avatarium.cli",
+                    "keys",
+                    "create",
+                    "--account",
+                    "bench",
+                    "--tier",
+                    "enterprise",
+                    "--mode",
+                    "live",
+                    "--json",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            key = json.loads(created.stdout)["key"]
+            port = 18766
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "avatarium.cli",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    os.environ.get("BENCH_WORKERS", "1"),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                for _ in range(300):
+                    try:
+                        if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        time.sleep(0.1)
+                for provider in ("openai", "anthropic"):
+                    overheads, rate = asyncio.run(load(base, key, provider, sends, concurrency))
+                    label = "OpenAI-compatible" if provider == "openai" else "Anthropic"
+                    print(
+                        f"  {label + ' overhead p50 / p99':<46} {pct(overheads, 50):.2f} / "
+                        f"{pct(overheads, 99):.2f} ms  (target <= 5 / 20; "
+                        f"{rate:.0f} sends/s)"
+                    )
+            finally:
+                server.terminate()
+                server.wait(timeout=20)
+    finally:
+        for fake in fakes.values():
+            fake.stop()
+
+
+if __name__ == "__main__":
+    bench_cloud()

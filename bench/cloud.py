@@ -1,9 +1,9 @@
 """What the server adds on top of an instant cloud provider, at concurrency 10.
 
-Starts loopback fakes of OpenAI and Anthropic (answering at once), a real server process
-configured with them, and sends non-streamed messages (speech by the browser, so only the AI
-path is measured) from 10 concurrent clients. Per send, the server's own time is
-``app - ai - tts`` from ``Server-Timing``.
+Starts an instant loopback vendor (bench/instant_fake.py, its own process), a real server
+process configured to use it as OpenAI and as Anthropic, and sends non-streamed messages
+(speech by the browser, so only the AI path is measured) from 10 concurrent clients. Per
+send, the server's own time is ``app - ai - tts`` from ``Server-Timing``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes import anthropic, openai  # noqa: E402
-from tests.fakes.server import FakeServer  # noqa: E402
+from instant_fake import InstantFake  # noqa: E402
 
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
 
@@ -73,84 +72,66 @@ async def load(
 
 
 def bench_cloud(sends: int = 300, concurrency: int = 10) -> None:
+    workers = os.environ.get("BENCH_WORKERS", "1")
     print(
-        f"Server overhead over an instant fake provider, concurrency {concurrency}, "
-        f"{sends} sends each"
+        f"Server overhead over an instant provider, concurrency {concurrency}, "
+        f"{sends} sends each, {workers} worker(s)"
     )
-    fakes = {
-        "openai": FakeServer(openai.build).start(),
-        "anthropic": FakeServer(anthropic.build).start(),
-    }
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            env = {
-                **os.environ,
-                "AVATARIUM_DATA_DIR": data_dir,
-                "AVATARIUM_LOG_LEVEL": "warning",
-                "AVATARIUM_OPENAI_API_KEY": openai.API_KEY,
-                "AVATARIUM_OPENAI_BASE_URL": f"{fakes['openai'].url}/v1",
-                "AVATARIUM_ANTHROPIC_API_KEY": anthropic.API_KEY,
-                "AVATARIUM_ANTHROPIC_BASE_URL": fakes["anthropic"].url,
-            }
-            created = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "avatarium.cli",
-                    "keys",
-                    "create",
-                    "--account",
-                    "bench",
-                    "--tier",
-                    "enterprise",
-                    "--mode",
-                    "live",
-                    "--json",
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            key = json.loads(created.stdout)["key"]
-            port = 18766
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "avatarium.cli",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    os.environ.get("BENCH_WORKERS", "1"),
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                for _ in range(300):
-                    try:
-                        if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.1)
-                for provider in ("openai", "anthropic"):
-                    overheads, rate = asyncio.run(load(base, key, provider, sends, concurrency))
-                    label = "OpenAI-compatible" if provider == "openai" else "Anthropic"
-                    print(
-                        f"  {label + ' overhead p50 / p99':<46} {pct(overheads, 50):.2f} / "
-                        f"{pct(overheads, 99):.2f} ms  (target <= 5 / 20; "
-                        f"{rate:.0f} sends/s)"
-                    )
-            finally:
-                server.terminate()
-                server.wait(timeout=20)
-    finally:
-        for fake in fakes.values():
-            fake.stop()
+    with InstantFake() as fake, tempfile.TemporaryDirectory() as data_dir:
+        env = {
+            **os.environ,
+            "AVATARIUM_DATA_DIR": data_dir,
+            "AVATARIUM_LOG_LEVEL": "warning",
+            "AVATARIUM_OPENAI_API_KEY": "sk-bench",
+            "AVATARIUM_OPENAI_BASE_URL": f"{fake.url}/v1",
+            "AVATARIUM_ANTHROPIC_API_KEY": "sk-ant-bench",
+            "AVATARIUM_ANTHROPIC_BASE_URL": fake.url,
+        }
+        cli = [sys.executable, "-m", "avatarium.cli"]
+        created = subprocess.run(
+            [
+                *cli,
+                "keys",
+                "create",
+                "--account",
+                "bench",
+                "--tier",
+                "enterprise",
+                "--mode",
+                "live",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = json.loads(created.stdout)["key"]
+        port = 18766
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port), "--workers", workers],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            for provider in ("openai", "anthropic"):
+                overheads, rate = asyncio.run(load(base, key, provider, sends, concurrency))
+                label = "OpenAI-compatible" if provider == "openai" else "Anthropic"
+                print(
+                    f"  {label + ' overhead p50 / p99':<46} {pct(overheads, 50):.2f} / "
+                    f"{pct(overheads, 99):.2f} ms  (target <= 5 / 20; {rate:.0f} sends/s)"
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
 
 
 if __name__ == "__main__":

@@ -446,3 +446,32 @@ async def test_byok_field_errors(bare: Api) -> None:
         )
         code = "missing_parameter" if reason == "missing" else "invalid_parameter"
         assert_error(response, 400, code, field=field, reason=reason)
+
+
+async def test_a_vendor_down_while_checking_voices_is_a_provider_error(
+    with_fallback: Api, fakes: dict[str, FakeServer]
+) -> None:
+    api = with_fallback
+    provider = api.state.providers.tts("elevenlabs")
+    provider._voices._fetched_at = float("-inf")  # type: ignore[union-attr]
+    fakes["elevenlabs"].state.faults.extend(["503"] * 6)
+    response = await api.client.get("/v1/tts/voices?provider=elevenlabs")
+    assert_error(
+        response,
+        503,
+        "tts_provider_error",
+        provider="elevenlabs",
+        reason="unavailable",
+        retryable=True,
+    )
+    key = await api.key(mode="live")
+    response = await api.client.post(
+        "/v1/conversations",
+        json={
+            "avatar_id": "aria-001",
+            "tts_provider": "elevenlabs",
+            "voice_id": "21m00Tcm4TlvDq8ikWAM",
+        },
+        headers=api.auth(key),
+    )
+    assert_error(response, 503, "tts_provider_error", provider="elevenlabs")

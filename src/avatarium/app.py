@@ -106,6 +106,8 @@ def create_app(
         try:
             yield
         finally:
+            await state.providers.aclose()
+            await state.conversations.byok.aclose()
             await state.db.dispose()
 
     app = Starlette(

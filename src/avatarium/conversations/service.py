@@ -115,18 +115,8 @@ class ConversationService:
         voice_id = (
             fields.get("voice_id") or avatar.voices.get(tts_name) or tts.provider.default_voice
         )
-        if (
-            "voice_id" in fields
-            and tts.name == tts_name
-            and not await tts.provider.has_voice(voice_id)
-        ):
-            voices = [v.id for v in await tts.provider.voices()]
-            raise InvalidParameterError(
-                "voice_id",
-                "not_allowed",
-                f"{tts_name} has no voice {voice_id!r}.",
-                allowed=voices,
-            )
+        if "voice_id" in fields and tts.name == tts_name:
+            await self.speech.require_voice(tts.provider, tts_name, voice_id, "voice_id")
         now = self.clock.now()
         conversation = Conversation(
             id=new_id("conv"),

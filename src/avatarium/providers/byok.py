@@ -88,6 +88,13 @@ class ByokProviders:
         self._settings = settings
         self._cache: OrderedDict[ByokKey, LLMProvider] = OrderedDict()
 
+    async def aclose(self) -> None:
+        for provider in self._cache.values():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+        self._cache.clear()
+
     def get(self, key: ByokKey) -> LLMProvider:
         provider = self._cache.get(key)
         if provider is not None:
@@ -111,5 +118,6 @@ class ByokProviders:
         )
         self._cache[key] = provider
         if len(self._cache) > CACHE_SIZE:
+            # The evicted provider's idle connections close when it is collected.
             self._cache.popitem(last=False)
         return provider

@@ -113,6 +113,14 @@ class ProviderRegistry:
         assert provider is None or isinstance(provider, LLMProvider)
         return provider
 
+    async def aclose(self) -> None:
+        """Close every built provider that holds connections."""
+        for provider in self._built.values():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+        self._built.clear()
+
     def spec(self, kind: Literal["llm", "tts"], name: str) -> ProviderSpec | None:
         """The registered spec of a provider, if any."""
         return self._specs.get((kind, name))

@@ -39,13 +39,8 @@ async def _speak(call: Call, text: str, provider_name: str | None, voice: str | 
             f"{name} speech is made by the client, not the server.",
         )
     voice_id = voice_or_default(selected.provider, voice)
-    if selected.name == name and not await selected.provider.has_voice(voice_id):
-        raise InvalidParameterError(
-            "voice",
-            "not_allowed",
-            f"{name} has no voice {voice_id!r}.",
-            allowed=[v.id for v in await selected.provider.voices()],
-        )
+    if selected.name == name:
+        await state.speech.require_voice(selected.provider, name, voice_id, "voice")
     if selected.name != name:
         voice_id = selected.provider.default_voice
     try:
@@ -90,7 +85,7 @@ async def list_voices(call: Call) -> Response:
     for name in [wanted] if wanted else names:
         provider = state.providers.tts(name)
         if provider is not None:
-            voices.extend(v.as_json() for v in await provider.voices())
+            voices.extend(v.as_json() for v in await state.speech.voices(provider))
     return JSONResponse({"object": "list", "data": voices, "has_more": False, "next_cursor": None})
 
 

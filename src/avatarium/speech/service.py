@@ -6,11 +6,12 @@ import time
 from typing import Any
 
 from avatarium.core.clock import Clock
-from avatarium.core.errors import InvalidParameterError
+from avatarium.core.errors import InvalidParameterError, TTSProviderError
 from avatarium.core.ids import new_id
 from avatarium.core.secrets import Signer
 from avatarium.core.timing import timed
-from avatarium.providers.tts.base import Speech, TTSProvider
+from avatarium.providers.errors import ProviderError, as_api_error
+from avatarium.providers.tts.base import Speech, TTSProvider, Voice
 from avatarium.speech.models import AudioClip
 from avatarium.storage.audio import AudioStore
 
@@ -28,6 +29,27 @@ class SpeechService:
         """Speak ``text``, timed as ``tts``; failures stay ``ProviderError`` for fallback."""
         with timed("tts"):
             return await provider.synthesize(text, voice_id)
+
+    async def voices(self, provider: TTSProvider) -> list[Voice]:
+        """A provider's voices; a vendor failure is the documented ``tts_provider_error``."""
+        try:
+            return await provider.voices()
+        except ProviderError as error:
+            raise as_api_error(error, TTSProviderError) from error
+
+    async def require_voice(
+        self, provider: TTSProvider, name: str, voice_id: str, field: str
+    ) -> None:
+        """400 ``not_allowed`` (listing the voices) unless ``provider`` has ``voice_id``."""
+        try:
+            if await provider.has_voice(voice_id):
+                return
+        except ProviderError as error:
+            raise as_api_error(error, TTSProviderError) from error
+        allowed = [v.id for v in await self.voices(provider)]
+        raise InvalidParameterError(
+            field, "not_allowed", f"{name} has no voice {voice_id!r}.", allowed=allowed
+        )
 
     async def save(
         self, speech: Speech, *, account_id: str, mode: str, conversation_id: str | None

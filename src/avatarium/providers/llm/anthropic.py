@@ -40,6 +40,10 @@ class AnthropicProvider:
         self.max_reply_tokens = config.max_tokens
         self._client = new_client(config.policy)
 
+    async def aclose(self) -> None:
+        """Close the connection pool (at shutdown)."""
+        await self._client.aclose()
+
     def count_tokens(self, messages: list[ChatMessage]) -> int:
         return estimate_tokens(messages)
 

@@ -43,6 +43,10 @@ class ElevenLabsProvider:
     def _headers(self) -> dict[str, str]:
         return {"xi-api-key": self.config.api_key}
 
+    async def aclose(self) -> None:
+        """Close the connection pool (at shutdown)."""
+        await self._client.aclose()
+
     async def synthesize(self, text: str, voice_id: str) -> Speech:
         def request() -> httpx.Request:
             return self._client.build_request(

@@ -57,6 +57,10 @@ class GoogleSpeechProvider:
             headers={"x-goog-api-key": self.config.api_key},
         )
 
+    async def aclose(self) -> None:
+        """Close the connection pool (at shutdown)."""
+        await self._client.aclose()
+
     async def synthesize(self, text: str, voice_id: str) -> Speech:
         body = {
             "input": {"text": text},

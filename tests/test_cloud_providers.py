@@ -322,6 +322,8 @@ async def test_fallback_answers_and_the_cooldown_skips_the_failing_provider(
     assert reply["content"] == LLM_EXPECTED["anthropic"]
     assert reply["ai_provider"] == "anthropic" and reply["tts_provider"] == "espeak"
     assert len(fakes["openai"].state.requests) == 3  # its own retries came first
+    # The conversation's model name is openai's; anthropic gets its own default.
+    assert fakes["anthropic"].state.requests[0].body["model"] == "claude-3-5-haiku-latest"
     # While openai cools down, the next request goes to anthropic first.
     second = (await send(api, key, conversation["id"], content="Again")).json()
     assert second["ai_provider"] == "anthropic"

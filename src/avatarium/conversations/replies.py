@@ -25,6 +25,7 @@ from avatarium.core.errors import (
     AIProviderError,
     AvatariumError,
     ConversationNotFoundError,
+    InvalidParameterError,
     InvalidRequestError,
     TTSProviderError,
 )
@@ -231,15 +232,26 @@ class ReplyService:
         wrote anything hands over to the next (after its own retries)."""
         c = self._c
         timings = current_timings.get()
+        last_error: ProviderError | None = None
         for position, candidate in enumerate(send.llm):
-            prompt = (
-                send.prompt
-                if position == 0
-                else build_prompt(
-                    candidate.provider, send.conversation.system_prompt, send.history, send.content
-                )
-            )
-            model = send.conversation.model if position == 0 else None
+            if position == 0:
+                prompt = send.prompt
+            else:
+                try:
+                    prompt = build_prompt(
+                        candidate.provider,
+                        send.conversation.system_prompt,
+                        send.history,
+                        send.content,
+                    )
+                except InvalidParameterError:
+                    log.warning(
+                        "fallback %s skipped: the prompt exceeds its context window", candidate.name
+                    )
+                    continue
+            # The conversation's model name means something only to its own provider.
+            own = candidate.name == send.conversation.ai_provider
+            model = send.conversation.model if own else None
             stream = candidate.provider.stream(ChatRequest(prompt, model))
             wrote = False
             try:
@@ -256,17 +268,18 @@ class ReplyService:
                     yield event
             except ProviderError as error:
                 c.health.failed("llm", candidate.name)
-                if wrote or position == len(send.llm) - 1:
+                if wrote:  # text already went out: no other provider may continue it
                     raise as_api_error(error, AIProviderError) from error
-                log.warning(
-                    "AI provider %s failed (%s); falling back", candidate.name, error.category.value
-                )
+                last_error = error
+                log.warning("AI provider %s failed (%s)", candidate.name, error.category.value)
                 continue
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
             c.health.succeeded("llm", candidate.name)
             send.answered_ai = candidate.name
             return
+        assert last_error is not None  # the first candidate always runs
+        raise as_api_error(last_error, AIProviderError) from last_error
 
     async def _speak(self, send: PreparedSend, text: str) -> Speech:
         """Speech from the first provider of the chain that succeeds."""

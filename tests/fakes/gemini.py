@@ -13,31 +13,12 @@ import json
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.fakes.server import FakeState, json_error, malformed, record, sse
+from tests.fakes.server import FakeState, google_error, malformed, record, sse
 
 API_KEY = "AIza-test-gemini"
-
-
-def error(
-    code: int,
-    status: str,
-    message: str,
-    reason: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body: dict[str, object] = {"code": code, "message": message, "status": status}
-    if reason:
-        body["details"] = [
-            {
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": reason,
-                "domain": "googleapis.com",
-            }
-        ]
-    return json_error(code, {"error": body}, headers)
 
 
 def build(state: FakeState) -> Starlette:
@@ -45,23 +26,23 @@ def build(state: FakeState) -> Starlette:
         entry, fault = await record(state, request)
         key = entry.headers.get("x-goog-api-key") or entry.query.get("key")
         if key != API_KEY or fault == "401":
-            return error(
+            return google_error(
                 400,
                 "INVALID_ARGUMENT",
                 "API key not valid. Please pass a valid API key.",
                 "API_KEY_INVALID",
             )
         if entry.query.get("alt") != "sse":
-            return error(400, "INVALID_ARGUMENT", "this fake serves alt=sse only")
+            return google_error(400, "INVALID_ARGUMENT", "this fake serves alt=sse only")
         if fault == "429":
-            return error(
+            return google_error(
                 429,
                 "RESOURCE_EXHAUSTED",
                 "Resource has been exhausted",
                 headers={"retry-after": "1"},
             )
         if fault in ("500", "503"):
-            return error(int(fault), "UNAVAILABLE", "The model is overloaded.")
+            return google_error(int(fault), "UNAVAILABLE", "The model is overloaded.")
         if fault == "malformed":
             return malformed()
         body = entry.body

@@ -124,3 +124,23 @@ class FakeServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+def google_error(
+    code: int,
+    status: str,
+    message: str,
+    reason: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Google APIs' error body: ``{"error": {"code", "message", "status", "details"?}}``."""
+    body: dict[str, object] = {"code": code, "message": message, "status": status}
+    if reason:
+        body["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+            }
+        ]
+    return json_error(code, {"error": body}, headers)

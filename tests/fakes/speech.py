@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from avatarium.speech.espeak_engine import shared_engine
 from avatarium.speech.mp3 import encode_mp3
-from tests.fakes.server import FakeState, json_error, malformed, record
+from tests.fakes.server import FakeState, google_error, json_error, malformed, record
 
 ELEVENLABS_KEY = "xi-test-key"
 GOOGLE_KEY = "AIza-test-tts"
@@ -130,19 +130,6 @@ def build_elevenlabs(state: FakeState) -> Starlette:
             Route("/v1/voices", voices, methods=["GET"]),
         ]
     )
-
-
-def google_error(
-    code: int,
-    status: str,
-    message: str,
-    reason: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body: dict[str, object] = {"code": code, "message": message, "status": status}
-    if reason:
-        body["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason}]
-    return json_error(code, {"error": body}, headers)
 
 
 def build_google(state: FakeState) -> Starlette:

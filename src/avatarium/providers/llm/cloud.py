@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from avatarium.providers.http import RetryPolicy
+from avatarium.providers.http import RetryPolicy, new_client
 from avatarium.providers.llm.base import ChatMessage
 
 # Cloud models have large windows; we budget conservatively on characters, since exact
@@ -33,3 +33,23 @@ def split_system(messages: list[ChatMessage]) -> tuple[str, list[ChatMessage]]:
     """The system prompt and the remaining turns (vendors that take it separately)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     return system, [m for m in messages if m.role != "system"]
+
+
+class CloudLLM:
+    """What every cloud LLM adapter holds: its configuration and one connection pool."""
+
+    context_tokens = CLOUD_CONTEXT_TOKENS
+
+    def __init__(self, config: CloudConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.default_model = config.model
+        self.max_reply_tokens = config.max_tokens
+        self._client = new_client(config.policy)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (at shutdown)."""
+        await self._client.aclose()
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return estimate_tokens(messages)

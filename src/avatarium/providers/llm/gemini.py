@@ -13,14 +13,9 @@ import httpx
 from avatarium.core.events import TextDelta, Usage
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
-from avatarium.providers.http import new_client, open_response, parse_json, sse_events
-from avatarium.providers.llm.base import ChatMessage, ChatRequest
-from avatarium.providers.llm.cloud import (
-    CLOUD_CONTEXT_TOKENS,
-    CloudConfig,
-    estimate_tokens,
-    split_system,
-)
+from avatarium.providers.http import open_response, parse_json, sse_events
+from avatarium.providers.llm.base import ChatRequest
+from avatarium.providers.llm.cloud import CloudLLM, split_system
 from avatarium.providers.registry import ProviderSpec, cloud_config
 
 DONE_REASONS = {"STOP", "MAX_TOKENS"}
@@ -33,24 +28,8 @@ def classify(status: int, body: bytes) -> FailureCategory | None:
     return None
 
 
-class GeminiProvider:
+class GeminiProvider(CloudLLM):
     """Streams ``models/{model}:streamGenerateContent``."""
-
-    context_tokens = CLOUD_CONTEXT_TOKENS
-
-    def __init__(self, config: CloudConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.default_model = config.model
-        self.max_reply_tokens = config.max_tokens
-        self._client = new_client(config.policy)
-
-    async def aclose(self) -> None:
-        """Close the connection pool (at shutdown)."""
-        await self._client.aclose()
-
-    def count_tokens(self, messages: list[ChatMessage]) -> int:
-        return estimate_tokens(messages)
 
     def _request(self, request: ChatRequest) -> httpx.Request:
         system, turns = split_system(request.messages)

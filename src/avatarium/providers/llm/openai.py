@@ -14,30 +14,14 @@ import httpx
 from avatarium.core.events import TextDelta, Usage
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
-from avatarium.providers.http import new_client, open_response, parse_json, sse_events
-from avatarium.providers.llm.base import ChatMessage, ChatRequest
-from avatarium.providers.llm.cloud import CLOUD_CONTEXT_TOKENS, CloudConfig, estimate_tokens
+from avatarium.providers.http import open_response, parse_json, sse_events
+from avatarium.providers.llm.base import ChatRequest
+from avatarium.providers.llm.cloud import CloudLLM
 from avatarium.providers.registry import ProviderSpec, cloud_config
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(CloudLLM):
     """Streams ``POST {base}/chat/completions`` with usage included in the stream."""
-
-    context_tokens = CLOUD_CONTEXT_TOKENS
-
-    def __init__(self, config: CloudConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.default_model = config.model
-        self.max_reply_tokens = config.max_tokens
-        self._client = new_client(config.policy)
-
-    async def aclose(self) -> None:
-        """Close the connection pool (at shutdown)."""
-        await self._client.aclose()
-
-    def count_tokens(self, messages: list[ChatMessage]) -> int:
-        return estimate_tokens(messages)
 
     def _request(self, request: ChatRequest) -> httpx.Request:
         body = {

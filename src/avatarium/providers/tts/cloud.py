@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from avatarium.providers.http import new_client
+from avatarium.providers.llm.cloud import CloudConfig
 from avatarium.providers.tts.base import Voice
 
 VOICE_CACHE_S = 600.0
@@ -79,3 +82,28 @@ def timings_from_characters(
     if word:
         words.append({"time_ms": round(word_start * 1000), "text": word})
     return visemes, words
+
+
+class CloudSpeech(ABC):
+    """What every cloud speech adapter holds: configuration, a pool, a voice cache."""
+
+    produces_audio = True
+
+    def __init__(self, config: CloudConfig) -> None:
+        self.config = config
+        self._client = new_client(config.policy)
+        self._voices = VoiceCache(self._fetch_voices)
+
+    @abstractmethod
+    async def _fetch_voices(self) -> list[Voice]:
+        """The vendor's voice list (each vendor lists voices its own way)."""
+
+    async def aclose(self) -> None:
+        """Close the connection pool (at shutdown)."""
+        await self._client.aclose()
+
+    async def voices(self) -> list[Voice]:
+        return await self._voices.get()
+
+    async def has_voice(self, voice_id: str) -> bool:
+        return any(v.id == voice_id for v in await self._voices.get())

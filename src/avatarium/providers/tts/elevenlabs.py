@@ -14,38 +14,27 @@ import httpx
 
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
-from avatarium.providers.http import new_client, open_response, read_json
-from avatarium.providers.llm.cloud import CloudConfig
+from avatarium.providers.http import open_response, read_json
 from avatarium.providers.registry import ProviderSpec, cloud_config
 from avatarium.providers.tts.base import Speech, Voice
-from avatarium.providers.tts.cloud import VoiceCache, timings_from_characters
+from avatarium.providers.tts.cloud import CloudSpeech, timings_from_characters
 from avatarium.speech.mp3 import mp3_duration_ms
 
 OUTPUT_FORMAT = "mp3_44100_128"
 DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"  # "Rachel", a premade voice
 
 
-class ElevenLabsProvider:
+class ElevenLabsProvider(CloudSpeech):
     """ElevenLabs speech; voices come from ``GET /v1/voices`` (cached)."""
 
     name = "elevenlabs"
-    produces_audio = True
     default_voice = DEFAULT_VOICE
-
-    def __init__(self, config: CloudConfig) -> None:
-        self.config = config
-        self._client = new_client(config.policy)
-        self._voices = VoiceCache(self._fetch_voices)
 
     def _url(self, path: str) -> str:
         return f"{self.config.base_url.rstrip('/')}{path}"
 
     def _headers(self) -> dict[str, str]:
         return {"xi-api-key": self.config.api_key}
-
-    async def aclose(self) -> None:
-        """Close the connection pool (at shutdown)."""
-        await self._client.aclose()
 
     async def synthesize(self, text: str, voice_id: str) -> Speech:
         def request() -> httpx.Request:
@@ -95,12 +84,6 @@ class ElevenLabsProvider:
                 )
             )
         return voices
-
-    async def voices(self) -> list[Voice]:
-        return await self._voices.get()
-
-    async def has_voice(self, voice_id: str) -> bool:
-        return any(v.id == voice_id for v in await self._voices.get())
 
 
 def _build(settings: Settings) -> ElevenLabsProvider | None:

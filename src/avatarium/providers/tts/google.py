@@ -14,11 +14,10 @@ import httpx
 
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
-from avatarium.providers.http import new_client, open_response, read_json
-from avatarium.providers.llm.cloud import CloudConfig
+from avatarium.providers.http import open_response, read_json
 from avatarium.providers.registry import ProviderSpec, cloud_config
 from avatarium.providers.tts.base import Speech, Voice
-from avatarium.providers.tts.cloud import VoiceCache
+from avatarium.providers.tts.cloud import CloudSpeech
 from avatarium.speech.mp3 import mp3_duration_ms
 
 DEFAULT_VOICE = "en-US-Neural2-F"
@@ -37,17 +36,11 @@ def language_of(voice_id: str) -> str:
     return "-".join(parts[:2]) if len(parts) >= 2 else "en-US"
 
 
-class GoogleSpeechProvider:
+class GoogleSpeechProvider(CloudSpeech):
     """Google Cloud Text-to-Speech."""
 
     name = "google"
-    produces_audio = True
     default_voice = DEFAULT_VOICE
-
-    def __init__(self, config: CloudConfig) -> None:
-        self.config = config
-        self._client = new_client(config.policy)
-        self._voices = VoiceCache(self._fetch_voices)
 
     def _get(self, path: str, body: object | None = None) -> httpx.Request:
         return self._client.build_request(
@@ -56,10 +49,6 @@ class GoogleSpeechProvider:
             json=body,
             headers={"x-goog-api-key": self.config.api_key},
         )
-
-    async def aclose(self) -> None:
-        """Close the connection pool (at shutdown)."""
-        await self._client.aclose()
 
     async def synthesize(self, text: str, voice_id: str) -> Speech:
         body = {
@@ -99,12 +88,6 @@ class GoogleSpeechProvider:
             )
             for item in payload.get("voices") or []
         ]
-
-    async def voices(self) -> list[Voice]:
-        return await self._voices.get()
-
-    async def has_voice(self, voice_id: str) -> bool:
-        return any(v.id == voice_id for v in await self._voices.get())
 
 
 def _build(settings: Settings) -> GoogleSpeechProvider | None:

@@ -54,10 +54,12 @@ class Api:
         mode: str = "test",
         scope: str = "full",
         expires_in: timedelta | None = None,
+        tier: str = "enterprise",
     ) -> str:
         self.counter[0] += 1
         name = account or f"acct-{self.backend}-{id(self)}-{self.counter[0]}"
-        acct = await self.state.accounts.ensure(name)
+        # Enterprise by default: tests that are not about limits must not run into them.
+        acct = await self.state.accounts.ensure(name, tier if account is None else None)
         issued = await self.state.keys.create(acct, mode=mode, scope=scope, expires_in=expires_in)
         return issued.secret
 

@@ -28,7 +28,10 @@ from avatarium.core.errors import AvatariumError
 from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
 from avatarium.core.settings import Settings
 from avatarium.keys.service import KeyService
-from avatarium.limits.base import RequestGate, UnlimitedGate
+from avatarium.limits.base import RequestGate
+from avatarium.limits.gate import LimitGate
+from avatarium.limits.memory import MemoryBackend
+from avatarium.limits.redis import RedisBackend
 from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import EMBEDDED_AI, ProviderRegistry
 from avatarium.speech import router as speech_router
@@ -38,6 +41,13 @@ from avatarium.storage.db import Database
 
 log = logging.getLogger("avatarium")
 WEB_DIR = Path(__file__).parent / "web"
+
+
+def default_gate(settings: Settings) -> LimitGate:
+    """Redis-backed limits when ``AVATARIUM_REDIS_URL`` is set, in-process otherwise."""
+    if settings.redis_url:
+        return LimitGate(RedisBackend(settings.redis_url))
+    return LimitGate(MemoryBackend())
 
 
 def build_state(
@@ -81,7 +91,7 @@ def build_state(
         accounts=AccountService(db, clock),
         speech=speech,
         conversations=conversations,
-        gate=gate or UnlimitedGate(),
+        gate=gate or default_gate(settings),
     )
 
 
@@ -106,6 +116,9 @@ def create_app(
         try:
             yield
         finally:
+            close_gate = getattr(state.gate, "aclose", None)
+            if close_gate is not None:
+                await close_gate()
             await state.providers.aclose()
             await state.conversations.byok.aclose()
             await state.db.dispose()

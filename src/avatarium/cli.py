@@ -242,6 +242,15 @@ Try it (in another terminal, once the server says it is running):
 def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
+    if workers > 1 and not settings.redis_url:
+        # In-process limits would be counted per worker: N workers, N times the limit.
+        print(
+            f"error: --workers {workers} needs AVATARIUM_REDIS_URL, so that rate limits and "
+            "concurrency are shared by all workers. Set it, or run one worker.",
+            file=sys.stderr,
+        )
+        return 2
+
     asyncio.run(_with_state(settings, lambda state: _first_key(state, host, port)))
     if workers > 1:
         uvicorn.run(

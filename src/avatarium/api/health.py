@@ -12,9 +12,11 @@ from avatarium.api.endpoint import Call, endpoint
 @endpoint(auth="optional")
 async def health(call: Call) -> Response:
     state = call.state
+    ping = getattr(state.gate, "ping", None)
+    limiter_ok = await ping() if ping is not None else True
     checks = {
         "database": "ok" if await state.db.ping() else "unavailable",
-        "rate_limiter": "ok",
+        "rate_limiter": "ok" if limiter_ok else "unavailable",
     }
     healthy = all(value == "ok" for value in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "version": __version__, "checks": checks}

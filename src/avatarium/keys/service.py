@@ -16,6 +16,7 @@ from avatarium.core.errors import ExpiredApiKeyError, InvalidApiKeyError
 from avatarium.core.ids import new_id, random_base62
 from avatarium.core.secrets import Signer
 from avatarium.keys.models import ApiKey
+from avatarium.limits.policy import TIER_LIMITS, Limits, effective_limits
 from avatarium.storage.db import Database
 
 KEY_PATTERN = re.compile(r"^av_(live|test)_[0-9A-Za-z]{32}$")
@@ -34,6 +35,7 @@ class Principal:
     tier: str
     mode: str
     scope: str
+    limits: Limits = TIER_LIMITS["free"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,9 @@ _BY_HASH = (
         Account.id.label("account_id"),
         Account.name,
         Account.tier,
+        Account.rpm_limit,
+        Account.concurrent_limit,
+        Account.monthly_messages_limit,
     )
     .join(Account, Account.id == ApiKey.account_id)
     .where(ApiKey.key_hash == bindparam("digest"))
@@ -156,4 +161,8 @@ class KeyService:
             tier=row.tier,
             mode=row.mode,
             scope=row.scope,
+            # Read with the key on every request: tier and limit changes apply at once.
+            limits=effective_limits(
+                row.tier, row.rpm_limit, row.concurrent_limit, row.monthly_messages_limit
+            ),
         )

@@ -58,7 +58,7 @@ class _Nothing:
 
 
 class UnlimitedGate:
-    """Admits everything. The default until limits are configured by a real gate."""
+    """Admits everything: for embedding the app where limits are enforced elsewhere."""
 
     async def admit(self, principal: Principal) -> Admission:
         return _Nothing()

@@ -1,0 +1,135 @@
+"""The request gate: requests per minute and concurrent requests per account, with the
+documented headers, over any ``LimiterBackend``.
+
+Rates use an exact sliding-window log: at most ``limit`` requests start in any
+``window``-second span (no boundary bursts, no approximation). Concurrency slots are leases
+that expire after ``lease_ttl_s`` unless renewed; a background task renews the leases of
+requests still running, so a killed worker's slots come back by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+from avatarium.core.errors import RateLimitExceededError
+from avatarium.core.ids import new_id
+from avatarium.keys.service import Principal
+from avatarium.limits.backend import LimiterBackend, WindowResult
+from avatarium.limits.base import Admission, Reservation
+
+LEASE_TTL_S = 30.0
+
+
+def limit_headers(limit: int, result: WindowResult, window_s: float) -> dict[str, str]:
+    """``X-RateLimit-*`` and the IETF draft ``RateLimit-Policy`` / ``RateLimit`` fields."""
+    remaining = max(0, limit - result.count)
+    reset_in = max(0, math.ceil((result.reset_ms - result.now_ms) / 1000))
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(math.ceil(result.reset_ms / 1000)),
+        "RateLimit-Policy": f"{limit};w={int(window_s)}",
+        "RateLimit": f"limit={limit}, remaining={remaining}, reset={reset_in}",
+    }
+
+
+@dataclass
+class _Admitted:
+    gate: LimitGate
+    key: str
+    lease: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    async def release(self) -> None:
+        await self.gate._release(self.key, self.lease)
+
+
+class _NoQuota:
+    async def commit(self) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+
+class LimitGate:
+    """Admits requests within their account's limits."""
+
+    def __init__(
+        self, backend: LimiterBackend, *, window_s: float = 60.0, lease_ttl_s: float = LEASE_TTL_S
+    ) -> None:
+        self.backend = backend
+        self.window_s = window_s
+        self.lease_ttl_s = lease_ttl_s
+        self._held: dict[str, set[str]] = {}
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def admit(self, principal: Principal) -> Admission:
+        limits = principal.limits
+        account = principal.account_id
+        slots = f"concurrent:{account}"
+        lease = new_id("lease")
+        # A slot first: a request refused for concurrency must not use up the minute's budget.
+        if not await self.backend.acquire(
+            slots, limits.concurrent_requests, lease, self.lease_ttl_s
+        ):
+            raise RateLimitExceededError(
+                f"Too many requests at once: this account may run "
+                f"{limits.concurrent_requests} at a time.",
+                details={"reason": "concurrent_requests", "limit": limits.concurrent_requests},
+                headers={"Retry-After": "1"},
+            )
+        try:
+            window = await self.backend.hit(
+                f"rpm:{account}", limits.requests_per_minute, self.window_s, lease
+            )
+        except BaseException:
+            await self.backend.release(slots, lease)
+            raise
+        headers = limit_headers(limits.requests_per_minute, window, self.window_s)
+        if not window.admitted:
+            await self.backend.release(slots, lease)
+            retry = max(1, math.ceil((window.reset_ms - window.now_ms) / 1000))
+            raise RateLimitExceededError(
+                f"Rate limit reached: {limits.requests_per_minute} requests per minute.",
+                details={"reason": "requests_per_minute", "limit": limits.requests_per_minute},
+                headers={**headers, "Retry-After": str(retry)},
+            )
+        self._held.setdefault(slots, set()).add(lease)
+        self._ensure_renewer()
+        return _Admitted(self, slots, lease, headers)
+
+    async def reserve(self, principal: Principal) -> Reservation:
+        return _NoQuota()
+
+    async def _release(self, key: str, lease: str) -> None:
+        held = self._held.get(key)
+        if held is not None:
+            held.discard(lease)
+            if not held:
+                del self._held[key]
+        await self.backend.release(key, lease)
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        while self._held:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            for key, leases in list(self._held.items()):
+                with contextlib.suppress(Exception):  # a missed renewal only shortens a lease
+                    await self.backend.renew(key, list(leases), self.lease_ttl_s)
+
+    async def ping(self) -> bool:
+        return await self.backend.ping()
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+        close = getattr(self.backend, "aclose", None)
+        if close is not None:
+            await close()

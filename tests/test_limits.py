@@ -1,0 +1,172 @@
+"""Requests per minute and concurrent requests, on the in-process and the Redis backend.
+
+The window is shortened to 2 s here (the server uses 60 s) so that Retry-After can be
+checked by waiting it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from avatarium.app import create_app
+from avatarium.cli import main
+from avatarium.limits.gate import LimitGate
+from avatarium.limits.memory import MemoryBackend
+from avatarium.limits.redis import RedisBackend
+from avatarium.providers.registry import ProviderRegistry, ProviderSpec
+from tests.conftest import make_settings, service_missing
+from tests.support import Api, OffsetClock, ScriptedLLM, assert_error
+
+REDIS_URL = os.environ.get("AVATARIUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+WINDOW_S = 2.0
+LEASE_S = 1.5
+
+
+async def make_backend(kind: str) -> MemoryBackend | RedisBackend:
+    if kind == "memory":
+        return MemoryBackend()
+    backend = RedisBackend(REDIS_URL, prefix=f"avatarium-test-{secrets.token_hex(4)}:")
+    if not await backend.ping():
+        service_missing("Redis", ConnectionError(REDIS_URL))
+    return backend
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limited(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+    backend = await make_backend(request.param)
+    gate = LimitGate(backend, window_s=WINDOW_S, lease_ttl_s=LEASE_S)
+    settings = make_settings(tmp_path)
+    app = create_app(settings, providers=ProviderRegistry(settings), gate=gate)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Api(app=app, client=client, clock=OffsetClock(), backend=request.param)
+
+
+async def test_the_eleventh_request_is_refused_with_honest_headers(limited: Api) -> None:
+    key = await limited.key(tier="free")
+    for expected_remaining in range(9, -1, -1):
+        response = await limited.client.get("/v1/conversations", headers=limited.auth(key))
+        assert response.status_code == 200
+        assert response.headers["x-ratelimit-limit"] == "10"
+        assert response.headers["x-ratelimit-remaining"] == str(expected_remaining)
+        assert response.headers["ratelimit-policy"] == "10;w=2"
+        assert f"remaining={expected_remaining}" in response.headers["ratelimit"]
+        assert int(response.headers["x-ratelimit-reset"]) > 0
+    refused = await limited.client.get("/v1/conversations", headers=limited.auth(key))
+    assert_error(refused, 429, "rate_limit_exceeded", reason="requests_per_minute", limit=10)
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    retry_after = int(refused.headers["retry-after"])
+    assert 1 <= retry_after <= WINDOW_S
+    await asyncio.sleep(retry_after)
+    again = await limited.client.get("/v1/conversations", headers=limited.auth(key))
+    assert again.status_code == 200  # Retry-After was honest
+
+
+async def test_limits_are_per_account_and_shared_by_its_keys(limited: Api) -> None:
+    name = f"shared-{limited.backend}-{secrets.token_hex(3)}"
+    await limited.state.accounts.ensure(name, "free")
+    live = await limited.key(account=name, mode="live")
+    test = await limited.key(account=name, mode="test")
+    other = await limited.key(tier="free")
+    for index in range(10):
+        used = live if index % 2 else test
+        assert (
+            await limited.client.get("/v1/avatars", headers=limited.auth(used))
+        ).status_code == 200
+    assert_error(
+        await limited.client.get("/v1/avatars", headers=limited.auth(live)),
+        429,
+        "rate_limit_exceeded",
+    )
+    assert (await limited.client.get("/v1/avatars", headers=limited.auth(other))).status_code == 200
+    # Public endpoints without a key are not counted against anyone.
+    assert (await limited.client.get("/v1/avatars")).status_code == 200
+
+
+async def test_overrides_apply_on_the_next_request(limited: Api) -> None:
+    name = f"override-{limited.backend}-{secrets.token_hex(3)}"
+    await limited.state.accounts.ensure(name, "free")
+    key = await limited.key(account=name)
+    first = await limited.client.get("/v1/avatars", headers=limited.auth(key))
+    assert first.headers["x-ratelimit-limit"] == "10"
+    await limited.state.accounts.set_limits(name, rpm=3)
+    second = await limited.client.get("/v1/avatars", headers=limited.auth(key))
+    assert second.headers["x-ratelimit-limit"] == "3"
+    await limited.state.accounts.set_tier(name, "pro")
+    await limited.state.accounts.set_limits(name, rpm=None)
+    third = await limited.client.get("/v1/avatars", headers=limited.auth(key))
+    assert third.headers["x-ratelimit-limit"] == "3"  # the override still stands
+
+
+async def test_concurrent_requests_are_capped(limited: Api) -> None:
+    name = f"busy-{limited.backend}-{secrets.token_hex(3)}"
+    await limited.state.accounts.ensure(name, "pro")
+    await limited.state.accounts.set_limits(name, concurrent=2)
+    key = await limited.key(account=name, mode="live")
+    llm = ScriptedLLM(f"slow-{limited.backend}")
+    llm.gate = asyncio.Event()
+    limited.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
+    conversation = await limited.conversation(key, ai_provider=llm.name, tts_provider="browser")
+    url = f"/v1/conversations/{conversation['id']}/messages"
+    sends = [
+        asyncio.create_task(
+            limited.client.post(url, json={"content": f"hi {i}"}, headers=limited.auth(key))
+        )
+        for i in range(2)
+    ]
+    for _ in range(500):
+        if llm.calls == 2:
+            break
+        await asyncio.sleep(0.01)
+    refused = await limited.client.get("/v1/conversations", headers=limited.auth(key))
+    assert_error(refused, 429, "rate_limit_exceeded", reason="concurrent_requests", limit=2)
+    assert refused.headers["retry-after"] == "1"
+    llm.gate.set()
+    assert [s.status_code for s in await asyncio.gather(*sends)] == [200, 200]
+    # The slots were given back when the replies finished.
+    assert (
+        await limited.client.get("/v1/conversations", headers=limited.auth(key))
+    ).status_code == 200
+
+
+async def test_a_lease_that_is_not_renewed_expires(limited: Api) -> None:
+    backend = limited.state.gate.backend  # type: ignore[attr-defined]
+    key = f"concurrent:crashed-{secrets.token_hex(3)}"
+    assert await backend.acquire(key, 1, "lease_a", LEASE_S)  # its worker then dies
+    assert not await backend.acquire(key, 1, "lease_b", LEASE_S)
+    await asyncio.sleep(LEASE_S + 0.2)
+    assert await backend.acquire(key, 1, "lease_b", LEASE_S)
+
+
+async def test_health_reports_the_limiter(limited: Api) -> None:
+    body = (await limited.client.get("/health")).json()
+    assert body["checks"]["rate_limiter"] == "ok"
+
+
+async def test_an_unreachable_redis_is_reported(tmp_path: Path) -> None:
+    gate = LimitGate(RedisBackend("redis://127.0.0.1:1/0"))
+    settings = make_settings(tmp_path)
+    app = create_app(settings, gate=gate)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            health = await client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["checks"]["rate_limiter"] == "unavailable"
+
+
+def test_several_workers_need_a_shared_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AVATARIUM_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("AVATARIUM_REDIS_URL", raising=False)
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "AVATARIUM_REDIS_URL" in capsys.readouterr().err

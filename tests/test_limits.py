@@ -170,3 +170,57 @@ def test_several_workers_need_a_shared_backend(
     monkeypatch.delenv("AVATARIUM_REDIS_URL", raising=False)
     assert main(["serve", "--workers", "2"]) == 2
     assert "AVATARIUM_REDIS_URL" in capsys.readouterr().err
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, so that it can be stopped mid-run."""
+
+    def __init__(self, port: int) -> None:
+        import shutil
+        import subprocess
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            service_missing("redis-server", FileNotFoundError("redis-server"))
+        self.port = port
+        self._process = subprocess.Popen(
+            [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self._process.kill()
+        self._process.wait()
+
+
+async def test_redis_stopping_mid_run_degrades_to_per_worker_limits(tmp_path: Path) -> None:
+    from tests.fakes.server import free_port
+
+    port = free_port()
+    redis_server = PrivateRedis(port)
+    backend = RedisBackend(f"redis://127.0.0.1:{port}/0")
+    for _ in range(100):
+        if await backend.ping():
+            break
+        await asyncio.sleep(0.05)
+    gate = LimitGate(backend, window_s=WINDOW_S, lease_ttl_s=LEASE_S, workers=2)
+    settings = make_settings(tmp_path)
+    app = create_app(settings, gate=gate)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                api = Api(app=app, client=client, clock=OffsetClock(), backend="redis")
+                key = await api.key(tier="free")
+                ok = await client.get("/v1/avatars", headers=api.auth(key))
+                assert ok.headers["x-ratelimit-limit"] == "10"
+                redis_server.stop()
+                codes = [(await client.get("/v1/avatars", headers=api.auth(key))).status_code
+                         for _ in range(8)]
+                # Each of 2 workers now allows 10 // 2 = 5 per window: never unbounded,
+                # never a 500.
+                assert codes == [200] * 5 + [429] * 3
+                health = (await client.get("/health")).json()
+                assert health["status"] == "ok"
+                assert health["checks"]["rate_limiter"] == "degraded"
+    finally:
+        redis_server.stop()

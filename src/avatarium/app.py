@@ -46,7 +46,7 @@ WEB_DIR = Path(__file__).parent / "web"
 def default_gate(settings: Settings) -> LimitGate:
     """Redis-backed limits when ``AVATARIUM_REDIS_URL`` is set, in-process otherwise."""
     if settings.redis_url:
-        return LimitGate(RedisBackend(settings.redis_url))
+        return LimitGate(RedisBackend(settings.redis_url), workers=settings.workers)
     return LimitGate(MemoryBackend())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 from datetime import timedelta
@@ -253,6 +254,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     asyncio.run(_with_state(settings, lambda state: _first_key(state, host, port)))
     if workers > 1:
+        os.environ["AVATARIUM_WORKERS"] = str(workers)  # inherited by the worker processes
         uvicorn.run(
             "avatarium.app:create_app_from_env",
             factory=True,

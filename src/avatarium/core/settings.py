@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     idle_after_s: int = Field(default=1_800, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
     log_level: str = "info"
+    # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
+    workers: int = Field(default=1, ge=1)
 
     def resolved_database_url(self) -> str:
         """The configured database URL, or SQLite inside the data directory."""

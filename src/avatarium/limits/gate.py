@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -19,6 +20,10 @@ from avatarium.core.ids import new_id
 from avatarium.keys.service import Principal
 from avatarium.limits.backend import LimiterBackend, WindowResult
 from avatarium.limits.base import Admission, Reservation
+from avatarium.limits.memory import MemoryBackend
+from avatarium.limits.policy import Limits
+
+log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 30.0
 
@@ -39,12 +44,13 @@ def limit_headers(limit: int, result: WindowResult, window_s: float) -> dict[str
 @dataclass
 class _Admitted:
     gate: LimitGate
+    backend: LimiterBackend
     key: str
     lease: str
     headers: dict[str, str] = field(default_factory=dict)
 
     async def release(self) -> None:
-        await self.gate._release(self.key, self.lease)
+        await self.gate._release(self.backend, self.key, self.lease)
 
 
 class _NoQuota:
@@ -56,26 +62,67 @@ class _NoQuota:
 
 
 class LimitGate:
-    """Admits requests within their account's limits."""
+    """Admits requests within their account's limits.
+
+    When the shared backend fails (Redis unreachable), the gate degrades instead of failing
+    requests or admitting everything: it counts in-process with every limit divided by the
+    number of workers (so all workers together stay within it), logs once, reports
+    ``rate_limiter: degraded`` in health, and returns to the shared backend as soon as it
+    answers again.
+    """
 
     def __init__(
-        self, backend: LimiterBackend, *, window_s: float = 60.0, lease_ttl_s: float = LEASE_TTL_S
+        self,
+        backend: LimiterBackend,
+        *,
+        window_s: float = 60.0,
+        lease_ttl_s: float = LEASE_TTL_S,
+        workers: int = 1,
     ) -> None:
         self.backend = backend
         self.window_s = window_s
         self.lease_ttl_s = lease_ttl_s
+        self.workers = max(1, workers)
+        self.degraded = False
+        self._fallback: LimiterBackend = MemoryBackend()
         self._held: dict[str, set[str]] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     async def admit(self, principal: Principal) -> Admission:
-        limits = principal.limits
+        try:
+            admission = await self._admit(principal, self.backend, principal.limits)
+        except RateLimitExceededError:
+            self._recovered()
+            raise
+        except Exception:
+            if not self.degraded:
+                log.warning(
+                    "rate limiter backend unreachable; limiting per worker (1/%d)", self.workers
+                )
+            self.degraded = True
+            share = principal.limits
+            share = Limits(
+                max(1, share.requests_per_minute // self.workers),
+                max(1, share.concurrent_requests // self.workers),
+                share.monthly_messages,
+            )
+            return await self._admit(principal, self._fallback, share)
+        self._recovered()
+        return admission
+
+    def _recovered(self) -> None:
+        if self.degraded:
+            log.warning("rate limiter backend answers again")
+            self.degraded = False
+
+    async def _admit(
+        self, principal: Principal, backend: LimiterBackend, limits: Limits
+    ) -> Admission:
         account = principal.account_id
         slots = f"concurrent:{account}"
         lease = new_id("lease")
         # A slot first: a request refused for concurrency must not use up the minute's budget.
-        if not await self.backend.acquire(
-            slots, limits.concurrent_requests, lease, self.lease_ttl_s
-        ):
+        if not await backend.acquire(slots, limits.concurrent_requests, lease, self.lease_ttl_s):
             raise RateLimitExceededError(
                 f"Too many requests at once: this account may run "
                 f"{limits.concurrent_requests} at a time.",
@@ -83,15 +130,15 @@ class LimitGate:
                 headers={"Retry-After": "1"},
             )
         try:
-            window = await self.backend.hit(
+            window = await backend.hit(
                 f"rpm:{account}", limits.requests_per_minute, self.window_s, lease
             )
         except BaseException:
-            await self.backend.release(slots, lease)
+            await backend.release(slots, lease)
             raise
         headers = limit_headers(limits.requests_per_minute, window, self.window_s)
         if not window.admitted:
-            await self.backend.release(slots, lease)
+            await backend.release(slots, lease)
             retry = max(1, math.ceil((window.reset_ms - window.now_ms) / 1000))
             raise RateLimitExceededError(
                 f"Rate limit reached: {limits.requests_per_minute} requests per minute.",
@@ -100,18 +147,19 @@ class LimitGate:
             )
         self._held.setdefault(slots, set()).add(lease)
         self._ensure_renewer()
-        return _Admitted(self, slots, lease, headers)
+        return _Admitted(self, backend, slots, lease, headers)
 
     async def reserve(self, principal: Principal) -> Reservation:
         return _NoQuota()
 
-    async def _release(self, key: str, lease: str) -> None:
+    async def _release(self, backend: LimiterBackend, key: str, lease: str) -> None:
         held = self._held.get(key)
         if held is not None:
             held.discard(lease)
             if not held:
                 del self._held[key]
-        await self.backend.release(key, lease)
+        with contextlib.suppress(Exception):  # an unreleased lease expires by itself
+            await backend.release(key, lease)
 
     def _ensure_renewer(self) -> None:
         if self._renewer is None or self._renewer.done():
@@ -126,6 +174,12 @@ class LimitGate:
 
     async def ping(self) -> bool:
         return await self.backend.ping()
+
+    async def status(self) -> str:
+        """``ok``, ``degraded`` (counting per worker) or ``unavailable``."""
+        if await self.backend.ping():
+            return "ok"
+        return "degraded" if self.degraded else "unavailable"
 
     async def aclose(self) -> None:
         if self._renewer is not None:

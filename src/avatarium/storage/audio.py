@@ -26,6 +26,9 @@ class AudioStore(Protocol):
         ...
 
 
+INLINE_WRITE_BYTES = 512 * 1024
+
+
 class LocalAudioStore:
     """Files in a directory.
 
@@ -44,7 +47,12 @@ class LocalAudioStore:
         return self.root / key
 
     async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._path(key).write_bytes, data)
+        if len(data) <= INLINE_WRITE_BYTES:
+            # A reply's MP3 lands in the page cache in tens of microseconds; a round trip to
+            # a worker thread costs several times that, on every send.
+            self._path(key).write_bytes(data)
+        else:
+            await asyncio.to_thread(self._path(key).write_bytes, data)
 
     async def get(self, key: str) -> bytes | None:
         path = self._path(key)

@@ -184,8 +184,20 @@ class PrivateRedis:
             service_missing("redis-server", FileNotFoundError("redis-server"))
         self.port = port
         self._process = subprocess.Popen(
-            [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(binary),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         self._process.kill()
@@ -214,8 +226,10 @@ async def test_redis_stopping_mid_run_degrades_to_per_worker_limits(tmp_path: Pa
                 ok = await client.get("/v1/avatars", headers=api.auth(key))
                 assert ok.headers["x-ratelimit-limit"] == "10"
                 redis_server.stop()
-                codes = [(await client.get("/v1/avatars", headers=api.auth(key))).status_code
-                         for _ in range(8)]
+                codes = [
+                    (await client.get("/v1/avatars", headers=api.auth(key))).status_code
+                    for _ in range(8)
+                ]
                 # Each of 2 workers now allows 10 // 2 = 5 per window: never unbounded,
                 # never a 500.
                 assert codes == [200] * 5 + [429] * 3

@@ -3,11 +3,12 @@
 Services hand the database a plain function of a SQLAlchemy ``Session`` (a unit of work),
 and ``read``/``write`` run it:
 
-* SQLite uses the synchronous driver. Writes run on one dedicated thread: a whole unit costs
-  one thread hop (an async driver pays several per statement), the event loop never waits
-  on a lock, and writers are serialised as SQLite needs anyway. Reads in WAL mode never wait
-  for writers and take microseconds of CPU that the GIL would serialise anyway, so they run
-  inline on the event loop, saving two context switches per read.
+* SQLite uses the synchronous driver. Reads in WAL mode never wait for writers and take
+  microseconds of CPU that the GIL would serialise anyway, so they run inline on the event
+  loop. Writes try inline too, with a zero lock timeout and no auto-checkpoint (which would
+  fsync); when another writer holds the lock, the unit runs again on one dedicated writer
+  thread, which waits for the lock there and periodically truncates the WAL. An async driver
+  would pay several thread hops per statement instead.
 * PostgreSQL runs the same function through ``AsyncSession.run_sync`` on asyncpg.
 
 Connection failures surface as ``ServiceUnavailableError`` (``service_unavailable``).
@@ -16,6 +17,7 @@ Connection failures surface as ``ServiceUnavailableError`` (``service_unavailabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import time
@@ -36,6 +38,7 @@ from avatarium.core.errors import ServiceUnavailableError
 from avatarium.core.timing import current_timings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+CHECKPOINT_EVERY = 200  # inline commits between two WAL checkpoints
 _UNAVAILABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
 T = TypeVar("T")
 Work = Callable[[Session], T]
@@ -45,6 +48,11 @@ def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, _UNAVAILABLE)
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    message = str(exc.orig).lower()
+    return "locked" in message or "busy" in message
 
 
 def _sync_sqlite_url(url: str) -> str:
@@ -82,6 +90,15 @@ class Database:
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avatarium-db")
             self._inline_reads: bool | None = None  # decided once the journal mode is known
+            # Writes first try inline, never waiting for a lock (timeout 0) and never
+            # checkpointing (that fsyncs); when the database is busy they go to the thread.
+            self._inline_engine = create_engine(
+                _sync_sqlite_url(url), connect_args={"timeout": 0, "check_same_thread": False}
+            )
+            self._install_sqlite_pragmas(self._inline_engine, autocheckpoint=False)
+            _time_queries(self._inline_engine)
+            self._inline_sessions = sessionmaker(self._inline_engine, expire_on_commit=False)
+            self._inline_commits = 0
         else:
             self._async_engine = create_async_engine(
                 url,
@@ -95,13 +112,15 @@ class Database:
         _time_queries(self._engine)
 
     @staticmethod
-    def _install_sqlite_pragmas(engine: Engine) -> None:
+    def _install_sqlite_pragmas(engine: Engine, *, autocheckpoint: bool = True) -> None:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            if not autocheckpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
@@ -129,6 +148,20 @@ class Database:
                 raise ServiceUnavailableError("The database is unavailable.") from exc
             raise
 
+    def _after_inline_commit(self) -> None:
+        # Inline connections never checkpoint (a checkpoint fsyncs); the writer thread does,
+        # every so often, so the WAL file stays small.
+        self._inline_commits += 1
+        if self._inline_commits % CHECKPOINT_EVERY == 0:
+            assert self._executor is not None
+            self._executor.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(Exception), self._engine.connect() as conn:
+            # TRUNCATE waits for a moment without writers, so the WAL restarts from empty;
+            # inline writers meanwhile find the database busy and queue behind it here.
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def _uses_wal(self) -> bool:
         # Without WAL (some network filesystems refuse it) a read can wait on a writer's
         # lock, which must never happen on the event loop.
@@ -145,6 +178,20 @@ class Database:
                     with self._sessions.begin() as session:
                         return work(session)
 
+                if self._inline_reads is None:
+                    self._inline_reads = await self._in_thread(self._uses_wal)
+                if self._inline_reads:
+                    try:
+                        with self._inline_sessions.begin() as inline:
+                            result = work(inline)
+                    except OperationalError as exc:
+                        if not _is_busy(exc):
+                            raise
+                        # Another writer holds the lock: wait for it on the writer thread,
+                        # not here on the event loop. The unit of work simply runs again.
+                    else:
+                        self._after_inline_commit()
+                        return result
                 return await self._in_thread(run)
             async with self._async_sessions.begin() as session:
                 return await session.run_sync(work)
@@ -179,6 +226,7 @@ class Database:
             await self._async_engine.dispose()
         else:
             await self._in_thread(self._engine.dispose)
+            self._inline_engine.dispose()
             assert self._executor is not None
             self._executor.shutdown(wait=False)
 

@@ -39,6 +39,7 @@ from avatarium.core.timing import current_timings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CHECKPOINT_EVERY = 200  # inline commits between two WAL checkpoints
+WAL_TRUNCATE_BYTES = 64 * 1024 * 1024
 _UNAVAILABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
 T = TypeVar("T")
 Work = Callable[[Session], T]
@@ -157,10 +158,15 @@ class Database:
             self._executor.submit(self._checkpoint)
 
     def _checkpoint(self) -> None:
+        # PASSIVE copies pages back without making anyone wait; the WAL then restarts from
+        # its start whenever a writer finds it fully copied. Only a WAL that has grown past
+        # WAL_TRUNCATE_BYTES anyway (sustained load never left it a quiet moment) is
+        # truncated, which makes writers wait a moment (inline writers, finding the lock
+        # taken, queue behind it here on the writer thread).
+        wal = Path(f"{self._engine.url.database}-wal")
+        mode = "TRUNCATE" if wal.exists() and wal.stat().st_size > WAL_TRUNCATE_BYTES else "PASSIVE"
         with contextlib.suppress(Exception), self._engine.connect() as conn:
-            # TRUNCATE waits for a moment without writers, so the WAL restarts from empty;
-            # inline writers meanwhile find the database busy and queue behind it here.
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
 
     def _uses_wal(self) -> bool:
         # Without WAL (some network filesystems refuse it) a read can wait on a writer's

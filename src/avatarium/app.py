@@ -38,6 +38,8 @@ from avatarium.speech import router as speech_router
 from avatarium.speech.service import SpeechService
 from avatarium.storage.audio import LocalAudioStore
 from avatarium.storage.db import Database
+from avatarium.usage import router as usage_router
+from avatarium.usage.ledger import UsageLedger
 
 log = logging.getLogger("avatarium")
 WEB_DIR = Path(__file__).parent / "web"
@@ -92,6 +94,7 @@ def build_state(
         speech=speech,
         conversations=conversations,
         gate=gate or default_gate(settings),
+        usage=UsageLedger(db, clock),
     )
 
 
@@ -129,6 +132,7 @@ def create_app(
             *avatars_router.routes,
             *conversations_router.routes,
             *speech_router.routes,
+            *usage_router.routes,
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],
         middleware=[Middleware(RequestContextMiddleware)],

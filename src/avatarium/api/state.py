@@ -18,6 +18,7 @@ from avatarium.providers.registry import ProviderRegistry
 from avatarium.speech.service import SpeechService
 from avatarium.storage.audio import AudioStore
 from avatarium.storage.db import Database
+from avatarium.usage.ledger import UsageLedger
 
 
 @dataclass
@@ -36,6 +37,7 @@ class AppState:
     speech: SpeechService
     conversations: ConversationService
     gate: RequestGate
+    usage: UsageLedger
 
 
 def state_of(connection: HTTPConnection) -> AppState:

@@ -34,7 +34,6 @@ from avatarium.core.ids import new_id
 from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
-from avatarium.limits.base import Reservation
 from avatarium.providers.byok import unseal
 from avatarium.providers.errors import FailureCategory, ProviderError, as_api_error
 from avatarium.providers.fallback import parse_chain
@@ -43,6 +42,7 @@ from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import UTCDateTime, column_values, table_of
+from avatarium.usage.ledger import Reservation
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +175,9 @@ class ReplyService:
         """The reply's events. Never raises an API error: a failure is the last event."""
         clip: AudioClip | None = None
         succeeded = discarded = False
+        ai_tokens = tts_characters = 0  # provider usage spent, counted even on failure
         try:
             parts: list[str] = []
-            ai_tokens = 0
             async for event in self._generate(send):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
@@ -196,6 +196,7 @@ class ReplyService:
             speech: Speech | None = None
             if send.tts and send.tts[0].selected.provider.produces_audio:
                 speech = await self._speak(send, text)
+                tts_characters = speech.characters
                 yield AudioChunk(
                     0, text, speech.mp3, speech.duration_ms, speech.visemes, speech.words
                 )
@@ -208,22 +209,23 @@ class ReplyService:
                 )
             stored = await self._store(send, text, ai_tokens, speech, clip)
             succeeded = True
-            await send.reservation.commit()
             yield Done(stored)
         except AvatariumError as error:
             # Clean up before telling the client, so an immediate retry finds a clean slate.
-            await self._discard(send, clip)
+            await self._discard(send, clip, ai_tokens, tts_characters)
             discarded = True
             yield ErrorEvent(error)
         finally:
             if not succeeded and not discarded:  # cancelled, or a bug
-                await self._discard(send, clip)
+                await self._discard(send, clip, ai_tokens, tts_characters)
 
-    async def _discard(self, send: PreparedSend, clip: AudioClip | None) -> None:
-        """Remove every trace of a failed or cancelled reply."""
+    async def _discard(
+        self, send: PreparedSend, clip: AudioClip | None, ai_tokens: int, tts_characters: int
+    ) -> None:
+        """Remove every trace of a failed or cancelled reply (but count what it cost)."""
         if clip is not None:
             await self._c.speech.store.delete(clip.storage_key)
-        await send.reservation.release()
+        await send.reservation.release(ai_tokens, tts_characters)
         if send.attempt is not None:
             await self._c.idempotency.abandon(send.attempt)
 
@@ -368,6 +370,7 @@ class ReplyService:
             if clip is not None:
                 session.execute(_INSERT_CLIP, [column_values(clip)])
             session.execute(_INSERT_MESSAGE, [column_values(user), column_values(reply)])
+            send.reservation.commit_in(session, ai_tokens, tts_chars)
             if send.attempt is not None:
                 c.idempotency.complete(session, send.attempt, 200, stored_body)
 

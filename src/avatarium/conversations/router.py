@@ -102,7 +102,7 @@ async def send_message(call: Call) -> Response:
         return _replay(claimed)
     replies = ReplyService(state.conversations)
     try:
-        reservation = await state.gate.reserve(call.caller)
+        reservation = await state.usage.reserve(call.caller)
         prepared = await replies.prepare(
             call.caller,
             conversation,

@@ -19,7 +19,7 @@ from avatarium.core.errors import RateLimitExceededError
 from avatarium.core.ids import new_id
 from avatarium.keys.service import Principal
 from avatarium.limits.backend import LimiterBackend, WindowResult
-from avatarium.limits.base import Admission, Reservation
+from avatarium.limits.base import Admission
 from avatarium.limits.memory import MemoryBackend
 from avatarium.limits.policy import Limits
 
@@ -51,14 +51,6 @@ class _Admitted:
 
     async def release(self) -> None:
         await self.gate._release(self.backend, self.key, self.lease)
-
-
-class _NoQuota:
-    async def commit(self) -> None:
-        return None
-
-    async def release(self) -> None:
-        return None
 
 
 class LimitGate:
@@ -148,9 +140,6 @@ class LimitGate:
         self._held.setdefault(slots, set()).add(lease)
         self._ensure_renewer()
         return _Admitted(self, backend, slots, lease, headers)
-
-    async def reserve(self, principal: Principal) -> Reservation:
-        return _NoQuota()
 
     async def _release(self, backend: LimiterBackend, key: str, lease: str) -> None:
         held = self._held.get(key)

@@ -5,6 +5,7 @@ from avatarium.conversations.models import Conversation, IdempotentResponse, Mes
 from avatarium.keys.models import ApiKey
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import Base
+from avatarium.usage.models import QuotaReservation, UsagePeriod
 
 __all__ = [
     "Account",
@@ -14,4 +15,6 @@ __all__ = [
     "Conversation",
     "IdempotentResponse",
     "Message",
+    "QuotaReservation",
+    "UsagePeriod",
 ]

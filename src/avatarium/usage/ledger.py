@@ -1,0 +1,184 @@
+"""The monthly quota and usage counters, kept exact in the database.
+
+A reply reserves one message before the model runs (refused when used + reserved would pass
+the limit), and the reservation is turned into a used message inside the same transaction
+that stores the reply, or dropped when the reply fails. Reservations expire, so a worker that
+dies mid-reply does not keep quota forever. Provider usage of failed replies is still counted
+in ``ai_tokens`` / ``tts_characters``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from avatarium.core.clock import Clock, rfc3339
+from avatarium.core.errors import QuotaExceededError
+from avatarium.core.ids import new_id
+from avatarium.keys.service import Principal
+from avatarium.storage.db import Database
+from avatarium.usage.models import QuotaReservation, UsagePeriod
+
+RESERVATION_TTL = timedelta(minutes=10)
+
+
+def period_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+def period_bounds(moment: datetime) -> tuple[datetime, datetime]:
+    """Start and end (exclusive) of the calendar month (UTC) holding ``moment``."""
+    start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+@dataclass
+class Reservation:
+    """One reply's place in the quota (``id`` is None for unlimited accounts)."""
+
+    ledger: UsageLedger
+    account_id: str
+    period: str
+    id: str | None
+
+    def commit_in(self, session: Session, ai_tokens: int, tts_characters: int) -> None:
+        """Count the stored reply, inside the transaction that stores it."""
+        self.ledger.add_in(session, self.account_id, self.period, 1, ai_tokens, tts_characters)
+        if self.id is not None:
+            session.execute(delete(QuotaReservation).where(QuotaReservation.id == self.id))
+
+    async def release(self, ai_tokens: int = 0, tts_characters: int = 0) -> None:
+        """The reply failed: free the place, but count what the providers were paid for."""
+
+        def work(session: Session) -> None:
+            if ai_tokens or tts_characters:
+                self.ledger.add_in(
+                    session, self.account_id, self.period, 0, ai_tokens, tts_characters
+                )
+            if self.id is not None:
+                session.execute(delete(QuotaReservation).where(QuotaReservation.id == self.id))
+
+        await self.ledger.db.write(work)
+
+
+class UsageLedger:
+    """Quota reservations and usage counters over the database."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    def _ensure_row(self, session: Session, account_id: str, period: str) -> None:
+        values = {
+            "account_id": account_id,
+            "period": period,
+            "messages_used": 0,
+            "ai_tokens": 0,
+            "tts_characters": 0,
+        }
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(insert(UsagePeriod).values(**values).on_conflict_do_nothing())
+
+    def add_in(
+        self,
+        session: Session,
+        account_id: str,
+        period: str,
+        messages: int,
+        ai_tokens: int,
+        tts_characters: int,
+    ) -> None:
+        self._ensure_row(session, account_id, period)
+        session.execute(
+            update(UsagePeriod)
+            .where(UsagePeriod.account_id == account_id, UsagePeriod.period == period)
+            .values(
+                messages_used=UsagePeriod.messages_used + messages,
+                ai_tokens=UsagePeriod.ai_tokens + ai_tokens,
+                tts_characters=UsagePeriod.tts_characters + tts_characters,
+            )
+        )
+
+    async def reserve(self, principal: Principal) -> Reservation:
+        """A place for one reply, or ``quota_exceeded``."""
+        now = self.clock.now()
+        period = period_of(now)
+        limit = principal.limits.monthly_messages
+        if limit is None:
+            return Reservation(self, principal.account_id, period, None)
+        reservation_id = new_id("qres")
+
+        def work(session: Session) -> int | None:
+            # Writing first takes the lock (SQLite) / the row lock (PostgreSQL) that makes
+            # this check-and-reserve atomic against every other worker.
+            self._ensure_row(session, principal.account_id, period)
+            used = session.execute(
+                select(UsagePeriod.messages_used)
+                .where(UsagePeriod.account_id == principal.account_id, UsagePeriod.period == period)
+                .with_for_update()
+            ).scalar_one()
+            held = session.execute(
+                select(func.count())
+                .select_from(QuotaReservation)
+                .where(
+                    QuotaReservation.account_id == principal.account_id,
+                    QuotaReservation.period == period,
+                    QuotaReservation.expires_at > now,
+                )
+            ).scalar_one()
+            if used + held >= limit:
+                return int(used)
+            session.add(
+                QuotaReservation(
+                    id=reservation_id,
+                    account_id=principal.account_id,
+                    period=period,
+                    expires_at=now + RESERVATION_TTL,
+                )
+            )
+            return None
+
+        refused_at = await self.db.write(work)
+        if refused_at is not None:
+            _, end = period_bounds(now)
+            raise QuotaExceededError(
+                f"The monthly quota of {limit} messages is used up; it resets at {rfc3339(end)}.",
+                details={"limit": limit, "used": refused_at, "resets_at": rfc3339(end)},
+                headers={"Retry-After": str(max(1, math.ceil((end - now).total_seconds())))},
+            )
+        return Reservation(self, principal.account_id, period, reservation_id)
+
+    async def usage(self, principal: Principal) -> dict[str, Any]:
+        """The body of ``GET /v1/usage``."""
+        now = self.clock.now()
+        start, end = period_bounds(now)
+        period = period_of(now)
+        row = await self.db.read(
+            lambda session: session.get(UsagePeriod, (principal.account_id, period))
+        )
+        used = row.messages_used if row else 0
+        limit = principal.limits.monthly_messages
+        return {
+            "object": "usage",
+            "period": {"start": rfc3339(start), "end": rfc3339(end)},
+            "tier": principal.tier,
+            "messages": {
+                "used": used,
+                "limit": limit,
+                "remaining": None if limit is None else max(0, limit - used),
+            },
+            "ai_tokens": row.ai_tokens if row else 0,
+            "tts_characters": row.tts_characters if row else 0,
+            "limits": {
+                "requests_per_minute": principal.limits.requests_per_minute,
+                "concurrent_requests": principal.limits.concurrent_requests,
+            },
+        }

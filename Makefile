@@ -35,6 +35,10 @@ check: install
 	$(BIN)/mypy
 
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { echo "==> Installing wrk (HTTP load generator)"; \
+		apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+		echo "    could not install wrk; the throughput figure will be skipped"; }
 	$(BIN)/python bench/run.py
 
 clean:

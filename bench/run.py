@@ -7,6 +7,8 @@
    client sees it (replies bounded to 40 tokens, with speech).
 4. The same overhead on top of instant OpenAI and Anthropic fakes at concurrency 10
    (bench/cloud.py).
+5. The rate limiter: cost per request on each backend, over-admission in a burst across four
+   workers, authenticated GETs per second with Redis and two workers (bench/limits.py).
 """
 
 from __future__ import annotations
@@ -212,7 +214,9 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default=None, help="bench the server on this database instead of SQLite"
     )
-    parser.add_argument("--only", choices=("model", "speech", "server", "cloud"), default=None)
+    parser.add_argument(
+        "--only", choices=("model", "speech", "server", "cloud", "limits"), default=None
+    )
     args = parser.parse_args()
     print(f"Avatarium benchmarks on {os.cpu_count()} cores\n")
     if args.only in (None, "model"):
@@ -228,6 +232,11 @@ def main() -> None:
         from cloud import bench_cloud  # bench/cloud.py: starts the vendor fakes
 
         bench_cloud()
+        print()
+    if args.only in (None, "limits"):
+        from limits import main as bench_limits  # bench/limits.py: Redis, workers, wrk
+
+        bench_limits()
 
 
 if __name__ == "__main__":

@@ -47,9 +47,12 @@ WEB_DIR = Path(__file__).parent / "web"
 
 def default_gate(settings: Settings) -> LimitGate:
     """Redis-backed limits when ``AVATARIUM_REDIS_URL`` is set, in-process otherwise."""
+    ttl = settings.limiter_lease_ttl_s
     if settings.redis_url:
-        return LimitGate(RedisBackend(settings.redis_url), workers=settings.workers)
-    return LimitGate(MemoryBackend())
+        return LimitGate(
+            RedisBackend(settings.redis_url), workers=settings.workers, lease_ttl_s=ttl
+        )
+    return LimitGate(MemoryBackend(), lease_ttl_s=ttl)
 
 
 def build_state(

@@ -6,6 +6,8 @@ route (Starlette) -> body size -> authentication -> permission -> rate limit -> 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -73,8 +75,36 @@ async def authenticate(request: Request, state: AppState, auth: Auth) -> Princip
 Handler = Callable[[Call], Awaitable[Response]]
 
 
-def endpoint(*, auth: Auth = "required", write: bool = False) -> Callable[[Handler], Any]:
-    """Wrap a handler in the pipeline. ``write`` endpoints refuse read-only keys."""
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body has been read by then)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> Response:
+    """Run ``work``, cancelling it the moment the client disconnects: a reply nobody will
+    read stops at once, stores nothing and gives its concurrency slot back."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return Response(status_code=499)  # nobody is listening any more
+    return task.result()
+
+
+def endpoint(
+    *, auth: Auth = "required", write: bool = False, cancel_on_disconnect: bool = False
+) -> Callable[[Handler], Any]:
+    """Wrap a handler in the pipeline. ``write`` endpoints refuse read-only keys;
+    ``cancel_on_disconnect`` stops long work when the client leaves."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
@@ -96,7 +126,10 @@ def endpoint(*, auth: Auth = "required", write: bool = False) -> Callable[[Handl
                     admission = await state.gate.admit(principal)
                     headers.update(admission.headers)
                 call = Call(request, state, principal, raw, headers)
-                response = await handler(call)
+                if cancel_on_disconnect:
+                    response = await _unless_disconnected(request, handler(call))
+                else:
+                    response = await handler(call)
             except AvatariumError as error:
                 response = error_response(error)
             finally:

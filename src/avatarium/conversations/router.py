@@ -81,7 +81,7 @@ async def end_conversation(call: Call) -> Response:
     return JSONResponse(await call.state.conversations.end(call.caller, conversation_id))
 
 
-@endpoint(write=True)
+@endpoint(write=True, cancel_on_disconnect=True)
 async def send_message(call: Call) -> Response:
     state = call.state
     body = call.json_object()

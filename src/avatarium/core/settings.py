@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     audio_url_ttl_s: int = Field(default=86_400, ge=60)
     idle_after_s: int = Field(default=1_800, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    limiter_lease_ttl_s: float = Field(default=30.0, gt=0)
     log_level: str = "info"
     # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
     workers: int = Field(default=1, ge=1)

@@ -238,3 +238,46 @@ async def test_redis_stopping_mid_run_degrades_to_per_worker_limits(tmp_path: Pa
                 assert health["checks"]["rate_limiter"] == "degraded"
     finally:
         redis_server.stop()
+
+
+async def test_in_flight_never_exceeds_the_cap(limited: Api) -> None:
+    name = f"cap-{limited.backend}-{secrets.token_hex(3)}"
+    await limited.state.accounts.ensure(name, "pro")
+    await limited.state.accounts.set_limits(name, concurrent=3)
+    key = await limited.key(account=name, mode="live")
+    in_flight = peak = 0
+
+    class CountingLLM(ScriptedLLM):
+        async def stream(self, request):  # type: ignore[no-untyped-def]
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                await asyncio.sleep(0.2)  # a slow reply
+                async for event in super().stream(request):
+                    yield event
+            finally:
+                in_flight -= 1
+
+    llm = CountingLLM(f"counting-{limited.backend}", text="Done.")
+    limited.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
+    conversations = [
+        (await limited.conversation(key, ai_provider=llm.name, tts_provider="browser"))["id"]
+        for _ in range(3)
+    ]
+    responses = await asyncio.gather(
+        *(
+            limited.client.post(
+                f"/v1/conversations/{conversations[i % 3]}/messages",
+                json={"content": "hi"},
+                headers=limited.auth(key),
+            )
+            for i in range(12)
+        )
+    )
+    statuses = [r.status_code for r in responses]
+    assert peak <= 3
+    assert statuses.count(200) >= 3 and set(statuses) <= {200, 429}
+    for response in responses:
+        if response.status_code == 429:
+            assert response.json()["error"]["details"]["reason"] == "concurrent_requests"

@@ -17,11 +17,24 @@ class WindowResult:
     now_ms: float
 
 
+ADMITTED, NO_SLOT, WINDOW_FULL = 1, 0, 2
+
+
 class LimiterBackend(Protocol):
     """Atomic check-and-update operations over shared or in-process state."""
 
-    async def hit(self, key: str, limit: int, window_s: float, member: str) -> WindowResult:
-        """Record one request in ``key``'s window if fewer than ``limit`` are in it."""
+    async def admit(
+        self,
+        slots_key: str,
+        window_key: str,
+        concurrent: int,
+        lease: str,
+        ttl_s: float,
+        window_s: float,
+        limit: int,
+    ) -> tuple[int, WindowResult]:
+        """Take a slot and count the request, atomically: ``(ADMITTED | NO_SLOT |
+        WINDOW_FULL, window)``. Nothing is held unless ADMITTED."""
         ...
 
     async def acquire(self, key: str, limit: int, lease: str, ttl_s: float) -> bool:

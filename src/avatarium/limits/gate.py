@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from avatarium.core.errors import RateLimitExceededError
 from avatarium.core.ids import new_id
 from avatarium.keys.service import Principal
-from avatarium.limits.backend import LimiterBackend, WindowResult
+from avatarium.limits.backend import NO_SLOT, WINDOW_FULL, LimiterBackend, WindowResult
 from avatarium.limits.base import Admission
 from avatarium.limits.memory import MemoryBackend
 from avatarium.limits.policy import Limits
@@ -113,24 +113,24 @@ class LimitGate:
         account = principal.account_id
         slots = f"concurrent:{account}"
         lease = new_id("lease")
-        # A slot first: a request refused for concurrency must not use up the minute's budget.
-        if not await backend.acquire(slots, limits.concurrent_requests, lease, self.lease_ttl_s):
+        status, window = await backend.admit(
+            slots,
+            f"rpm:{account}",
+            limits.concurrent_requests,
+            lease,
+            self.lease_ttl_s,
+            self.window_s,
+            limits.requests_per_minute,
+        )
+        if status == NO_SLOT:
             raise RateLimitExceededError(
                 f"Too many requests at once: this account may run "
                 f"{limits.concurrent_requests} at a time.",
                 details={"reason": "concurrent_requests", "limit": limits.concurrent_requests},
                 headers={"Retry-After": "1"},
             )
-        try:
-            window = await backend.hit(
-                f"rpm:{account}", limits.requests_per_minute, self.window_s, lease
-            )
-        except BaseException:
-            await backend.release(slots, lease)
-            raise
         headers = limit_headers(limits.requests_per_minute, window, self.window_s)
-        if not window.admitted:
-            await backend.release(slots, lease)
+        if status == WINDOW_FULL:
             retry = max(1, math.ceil((window.reset_ms - window.now_ms) / 1000))
             raise RateLimitExceededError(
                 f"Rate limit reached: {limits.requests_per_minute} requests per minute.",

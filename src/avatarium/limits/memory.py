@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from avatarium.limits.backend import WindowResult
+from avatarium.limits.backend import ADMITTED, NO_SLOT, WINDOW_FULL, WindowResult
 
 
 class MemoryBackend:
@@ -21,7 +21,25 @@ class MemoryBackend:
     def _now_ms() -> float:
         return time.time() * 1000
 
-    async def hit(self, key: str, limit: int, window_s: float, member: str) -> WindowResult:
+    async def admit(
+        self,
+        slots_key: str,
+        window_key: str,
+        concurrent: int,
+        lease: str,
+        ttl_s: float,
+        window_s: float,
+        limit: int,
+    ) -> tuple[int, WindowResult]:
+        if not await self.acquire(slots_key, concurrent, lease, ttl_s):
+            return NO_SLOT, WindowResult(False, 0, 0.0, self._now_ms())
+        window = self._hit(window_key, limit, window_s)
+        if not window.admitted:
+            await self.release(slots_key, lease)
+            return WINDOW_FULL, window
+        return ADMITTED, window
+
+    def _hit(self, key: str, limit: int, window_s: float) -> WindowResult:
         now = self._now_ms()
         window = self._windows.setdefault(key, deque())
         while window and window[0] <= now - window_s * 1000:

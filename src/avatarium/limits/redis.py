@@ -19,15 +19,25 @@ class RedisBackend:
 
         self._redis: Any = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._prefix = prefix
-        self._window = self._redis.register_script((SCRIPTS / "window.lua").read_text())
         self._lease = self._redis.register_script((SCRIPTS / "lease.lua").read_text())
         self._renew = self._redis.register_script((SCRIPTS / "renew.lua").read_text())
+        self._admit = self._redis.register_script((SCRIPTS / "admit.lua").read_text())
 
-    async def hit(self, key: str, limit: int, window_s: float, member: str) -> WindowResult:
-        admitted, count, reset, now = await self._window(
-            keys=[self._prefix + key], args=[window_s, limit, member]
+    async def admit(
+        self,
+        slots_key: str,
+        window_key: str,
+        concurrent: int,
+        lease: str,
+        ttl_s: float,
+        window_s: float,
+        limit: int,
+    ) -> tuple[int, WindowResult]:
+        status, count, reset, now = await self._admit(
+            keys=[self._prefix + slots_key, self._prefix + window_key],
+            args=[concurrent, lease, int(ttl_s * 1000), window_s, limit],
         )
-        return WindowResult(bool(admitted), int(count), float(reset), float(now))
+        return int(status), WindowResult(int(status) == 1, int(count), float(reset), float(now))
 
     async def acquire(self, key: str, limit: int, lease: str, ttl_s: float) -> bool:
         granted = await self._lease(

@@ -7,7 +7,6 @@ route (Starlette) -> body size -> authentication -> permission -> rate limit -> 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -84,20 +83,30 @@ async def _disconnected(request: Request) -> None:
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> Response:
-    """Run ``work``, cancelling it the moment the client disconnects: a reply nobody will
-    read stops at once, stores nothing and gives its concurrency slot back."""
-    task = asyncio.ensure_future(work)
+    """Run ``work`` in this task, cancelling it the moment the client disconnects: a reply
+    nobody will read stops at once, stores nothing and gives its concurrency slot back.
+    Only the watcher is a separate task, so the work itself gains no scheduling points."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    def on_watcher_done(watcher: asyncio.Future[None]) -> None:
+        nonlocal gone
+        if not watcher.cancelled() and watcher.exception() is None:
+            gone = True
+            current.cancel()
+
     watcher = asyncio.ensure_future(_disconnected(request))
+    watcher.add_done_callback(on_watcher_done)
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        current.uncancel()
+        return Response(status_code=499)  # nobody is listening any more
     finally:
         watcher.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return Response(status_code=499)  # nobody is listening any more
-    return task.result()
 
 
 def endpoint(

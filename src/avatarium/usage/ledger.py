@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -96,14 +96,24 @@ class UsageLedger:
         ai_tokens: int,
         tts_characters: int,
     ) -> None:
-        self._ensure_row(session, account_id, period)
+        """Add to the period's counters: one upsert statement (it runs in every send)."""
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(UsagePeriod).values(
+            account_id=account_id,
+            period=period,
+            messages_used=messages,
+            ai_tokens=ai_tokens,
+            tts_characters=tts_characters,
+        )
         session.execute(
-            update(UsagePeriod)
-            .where(UsagePeriod.account_id == account_id, UsagePeriod.period == period)
-            .values(
-                messages_used=UsagePeriod.messages_used + messages,
-                ai_tokens=UsagePeriod.ai_tokens + ai_tokens,
-                tts_characters=UsagePeriod.tts_characters + tts_characters,
+            statement.on_conflict_do_update(
+                index_elements=["account_id", "period"],
+                set_={
+                    "messages_used": UsagePeriod.messages_used + messages,
+                    "ai_tokens": UsagePeriod.ai_tokens + ai_tokens,
+                    "tts_characters": UsagePeriod.tts_characters + tts_characters,
+                },
             )
         )
 

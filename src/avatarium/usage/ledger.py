@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,29 @@ from avatarium.storage.db import Database
 from avatarium.usage.models import QuotaReservation, UsagePeriod
 
 RESERVATION_TTL = timedelta(minutes=10)
+
+
+def _build_upsert(insert: Any) -> Any:
+    statement = insert(UsagePeriod).values(
+        account_id=bindparam("account_id"),
+        period=bindparam("period"),
+        messages_used=bindparam("messages_used"),
+        ai_tokens=bindparam("ai_tokens"),
+        tts_characters=bindparam("tts_characters"),
+    )
+    added = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=["account_id", "period"],
+        set_={
+            "messages_used": UsagePeriod.messages_used + added.messages_used,
+            "ai_tokens": UsagePeriod.ai_tokens + added.ai_tokens,
+            "tts_characters": UsagePeriod.tts_characters + added.tts_characters,
+        },
+    )
+
+
+# Built once per dialect: constructing an upsert costs more than running it.
+_UPSERT = {"sqlite": _build_upsert(sqlite.insert), "postgresql": _build_upsert(postgresql.insert)}
 
 
 def period_of(moment: datetime) -> str:
@@ -96,25 +119,16 @@ class UsageLedger:
         ai_tokens: int,
         tts_characters: int,
     ) -> None:
-        """Add to the period's counters: one upsert statement (it runs in every send)."""
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(UsagePeriod).values(
-            account_id=account_id,
-            period=period,
-            messages_used=messages,
-            ai_tokens=ai_tokens,
-            tts_characters=tts_characters,
-        )
+        """Add to the period's counters: one prebuilt upsert (it runs in every send)."""
         session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["account_id", "period"],
-                set_={
-                    "messages_used": UsagePeriod.messages_used + messages,
-                    "ai_tokens": UsagePeriod.ai_tokens + ai_tokens,
-                    "tts_characters": UsagePeriod.tts_characters + tts_characters,
-                },
-            )
+            _UPSERT[session.get_bind().dialect.name],
+            {
+                "account_id": account_id,
+                "period": period,
+                "messages_used": messages,
+                "ai_tokens": ai_tokens,
+                "tts_characters": tts_characters,
+            },
         )
 
     async def reserve(self, principal: Principal) -> Reservation:

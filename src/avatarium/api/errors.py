@@ -7,7 +7,7 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from avatarium.api.request_context import current_request_id
 from avatarium.core.errors import (
@@ -16,6 +16,7 @@ from avatarium.core.errors import (
     MethodNotAllowedError,
     NotFoundError,
 )
+from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 log = logging.getLogger("avatarium.errors")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium import __version__
 from avatarium.api.endpoint import Call, endpoint
+from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 
 @endpoint(auth="optional")

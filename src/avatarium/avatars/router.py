@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.urls import base_url
 from avatarium.avatars.catalog import Avatar
 from avatarium.core.errors import AvatarNotFoundError
+from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 
 def _find(call: Call) -> Avatar:

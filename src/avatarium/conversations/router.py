@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
@@ -17,6 +17,7 @@ from avatarium.conversations.replies import ReplyService
 from avatarium.conversations.schemas import SEND_FIELDS
 from avatarium.core.errors import InvalidParameterError
 from avatarium.core.events import Done, ErrorEvent
+from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 
 def _replay(replay: Replay) -> Response:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.validation import Field, validate
 from avatarium.core.errors import InvalidParameterError, NotFoundError, TTSProviderError
+from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.providers.errors import ProviderError, as_api_error
 from avatarium.providers.selection import select_tts
 from avatarium.speech.models import AudioClip

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from avatarium.core.errors import ServiceUnavailableError
 from avatarium.core.timing import current_timings
+from avatarium.core.wire import wire_json
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CHECKPOINT_EVERY = 200  # inline commits between two WAL checkpoints
@@ -85,7 +86,9 @@ class Database:
         self._executor: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             self._engine = create_engine(
-                _sync_sqlite_url(url), connect_args={"timeout": 30, "check_same_thread": False}
+                _sync_sqlite_url(url),
+                connect_args={"timeout": 30, "check_same_thread": False},
+                json_serializer=wire_json,
             )
             self._install_sqlite_pragmas(self._engine)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
@@ -94,7 +97,9 @@ class Database:
             # Writes first try inline, never waiting for a lock (timeout 0) and never
             # checkpointing (that fsyncs); when the database is busy they go to the thread.
             self._inline_engine = create_engine(
-                _sync_sqlite_url(url), connect_args={"timeout": 0, "check_same_thread": False}
+                _sync_sqlite_url(url),
+                connect_args={"timeout": 0, "check_same_thread": False},
+                json_serializer=wire_json,
             )
             self._install_sqlite_pragmas(self._inline_engine, autocheckpoint=False)
             _time_queries(self._inline_engine)

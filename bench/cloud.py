@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,14 +22,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import cli, pct, serve  # noqa: E402
 from instant_fake import InstantFake  # noqa: E402
 
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def load(
@@ -95,10 +90,9 @@ def bench_cloud(sends: int = 300, concurrency: int = 10) -> None:
             "AVATARIUM_ANTHROPIC_API_KEY": "sk-ant-bench",
             "AVATARIUM_ANTHROPIC_BASE_URL": fake.url,
         }
-        cli = [sys.executable, "-m", "avatarium.cli"]
-        created = subprocess.run(
-            [
-                *cli,
+        key = json.loads(
+            cli(
+                env,
                 "keys",
                 "create",
                 "--account",
@@ -108,35 +102,14 @@ def bench_cloud(sends: int = 300, concurrency: int = 10) -> None:
                 "--mode",
                 "live",
                 "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        key = json.loads(created.stdout)["key"]
+            )
+        )["key"]
         # The load exceeds even the enterprise tier's 1,000 requests a minute.
-        subprocess.run(
-            [*cli, "accounts", "set-limits", "bench", "--rpm", "10000000", "--concurrent", "1000"],
-            env=env,
-            capture_output=True,
-            check=True,
-        )
+        cli(env, "accounts", "set-limits", "bench", "--rpm", "10000000", "--concurrent", "1000")
         port = 18766
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port), "--workers", workers],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = serve(env, port, int(workers))
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
             for provider in ("openai", "anthropic"):
                 label = "OpenAI-compatible" if provider == "openai" else "Anthropic"
                 for pace in (None, 100.0):

@@ -9,11 +9,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
 import httpx
+from common import cli, pct, serve
 
 from avatarium.keys.service import Principal
 from avatarium.limits.gate import LimitGate
@@ -22,11 +22,6 @@ from avatarium.limits.policy import Limits
 from avatarium.limits.redis import RedisBackend
 
 REDIS_URL = os.environ.get("AVATARIUM_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def gate_cost(backend: MemoryBackend | RedisBackend, runs: int = 3000) -> list[float]:
@@ -49,43 +44,6 @@ async def gate_cost(backend: MemoryBackend | RedisBackend, runs: int = 3000) -> 
             costs.append((time.perf_counter() - started) * 1e6)
     await gate.aclose()
     return costs
-
-
-def serve(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "avatarium.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                time.sleep(2)  # every worker up
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start")
-
-
-def cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "avatarium.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 async def burst(base: str, key: str, count: int) -> list[int]:

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +28,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from common import cli, pct, serve  # noqa: E402
 
 from avatarium.providers.llm.local_engine import (  # noqa: E402
     LocalEngine,
@@ -49,12 +50,6 @@ SPEECH_TEXT = (
     "Good morning! Today we will look at how sound travels through the air, why thunder "
     "arrives after lightning, and what that tells us about the speed of light."
 )
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def line(name: str, value: str) -> None:
@@ -133,42 +128,15 @@ def bench_server(sends: int, database_url: str | None) -> None:
             env["AVATARIUM_DATABASE_URL"] = database_url
         port = 18765
         # An enterprise test key: 200 sends in a few minutes would exceed the free tier.
-        created = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "avatarium.cli",
-                "keys",
-                "create",
-                "--account",
-                "bench",
-                "--tier",
-                "enterprise",
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        key = json.loads(created.stdout)["key"]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        key = json.loads(
+            cli(env, "keys", "create", "--account", "bench", "--tier", "enterprise", "--json")
+        )["key"]
+        process = serve(env, port)
         try:
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(
                 base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}
             ) as client:
-                for _ in range(300):
-                    try:
-                        if client.get("/health").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.1)
                 overhead: list[float] = []
                 whole: list[float] = []
                 tokens: list[int] = []

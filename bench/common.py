@@ -1,0 +1,56 @@
+"""What the benchmarks share: percentiles, the CLI, and starting a server process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run ``avatarium ARGS`` and return what it printed."""
+    return subprocess.run(
+        [sys.executable, "-m", "avatarium.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def serve(env: dict[str, str], port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """A server process, returned once /health answers (and every worker had time)."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "avatarium.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                if workers > 1:
+                    time.sleep(2)
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the server did not start")

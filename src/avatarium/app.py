@@ -122,9 +122,7 @@ def create_app(
         try:
             yield
         finally:
-            close_gate = getattr(state.gate, "aclose", None)
-            if close_gate is not None:
-                await close_gate()
+            await state.gate.aclose()
             await state.providers.aclose()
             await state.conversations.byok.aclose()
             await state.db.dispose()

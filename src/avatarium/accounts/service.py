@@ -20,9 +20,6 @@ class AccountService:
         self._db = db
         self._clock = clock
 
-    async def get_by_name(self, name: str) -> Account | None:
-        return await self._db.read(lambda session: _named(session, name))
-
     async def ensure(self, name: str, tier: str | None = None) -> Account:
         """The account called ``name``, created on first use (with ``tier`` or free)."""
         if tier is not None and tier not in TIERS:

@@ -147,10 +147,6 @@ class ConversationService:
         await self.db.write(work)
         return body_out
 
-    async def load(self, principal: Principal, conversation_id: str) -> Conversation:
-        """The caller's conversation, or 404 (other accounts' and modes' look absent)."""
-        return await self.db.read(lambda session: _owned(session, principal, conversation_id))
-
     async def load_with_history(
         self, principal: Principal, conversation_id: str
     ) -> tuple[Conversation, list[Turn]]:

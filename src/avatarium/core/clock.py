@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -30,13 +29,3 @@ def rfc3339(value: datetime | None) -> str | None:
         value = value.replace(tzinfo=UTC)
     value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; we store UTC everywhere, so tag them."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def monotonic_ms() -> float:
-    """Milliseconds on the monotonic clock."""
-    return time.perf_counter() * 1000.0

@@ -24,22 +24,16 @@ class Admission(Protocol):
 
 
 class RequestGate(Protocol):
-    """Rate limits, concurrency and quota for authenticated requests."""
+    """Rate limits and concurrency for authenticated requests."""
 
     async def admit(self, principal: Principal) -> Admission:
         """Admit the request or raise ``RateLimitExceededError``."""
         ...
 
+    async def status(self) -> str:
+        """``ok``, ``degraded`` or ``unavailable``, for ``/health``."""
+        ...
 
-class _Nothing:
-    headers: dict[str, str] = {}
-
-    async def release(self) -> None:
-        return None
-
-
-class UnlimitedGate:
-    """Admits everything: for embedding the app where limits are enforced elsewhere."""
-
-    async def admit(self, principal: Principal) -> Admission:
-        return _Nothing()
+    async def aclose(self) -> None:
+        """Release connections (at shutdown)."""
+        ...

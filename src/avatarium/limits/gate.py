@@ -161,9 +161,6 @@ class LimitGate:
                 with contextlib.suppress(Exception):  # a missed renewal only shortens a lease
                     await self.backend.renew(key, list(leases), self.lease_ttl_s)
 
-    async def ping(self) -> bool:
-        return await self.backend.ping()
-
     async def status(self) -> str:
         """``ok``, ``degraded`` (counting per worker) or ``unavailable``."""
         if await self.backend.ping():

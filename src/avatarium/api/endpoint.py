@@ -27,6 +27,7 @@ from avatarium.keys.service import Principal
 from avatarium.limits.base import Admission
 
 Auth = Literal["required", "optional"]
+NOT_A_BEARER_TOKEN = "<not a bearer token>"
 
 
 @dataclass
@@ -58,7 +59,9 @@ def bearer_token(request: Request) -> str | None:
         return None
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer":
-        return header.strip() and "\0malformed"
+        # Another scheme, or a bare key without "Bearer": a credential was sent, but it is
+        # not one we accept, so it must fail as invalid, never pass as the key itself.
+        return NOT_A_BEARER_TOKEN if header.strip() else ""
     return token.strip()
 
 

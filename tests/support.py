@@ -144,3 +144,43 @@ class FailingTTS:
 
     async def has_voice(self, voice_id: str) -> bool:
         return True
+
+
+class HeldLLM:
+    """An LLM plugin that writes ``pieces`` in order and, after ``hold_after`` of them, waits
+    for the test to ``resume`` it, so a test can observe what the client saw while the model
+    was still writing. It records whether it finished and whether it was stopped early."""
+
+    default_model = "held-1"
+    context_tokens = 4096
+    max_reply_tokens = 256
+
+    def __init__(self, name: str, pieces: list[str], hold_after: int | None = None) -> None:
+        self.name = name
+        self.pieces = pieces
+        self.hold_after = hold_after
+        self.resume = asyncio.Event()
+        self.finished = False
+        self.stopped_early = False
+        self.holding = asyncio.Event()
+        self.fail_first: BaseException | None = None  # raised (once) before any text
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return sum(len(m.content) // 4 + 4 for m in messages)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
+        if self.fail_first is not None:
+            failure, self.fail_first = self.fail_first, None
+            raise failure
+        self.finished = self.stopped_early = False
+        try:
+            for position, piece in enumerate(self.pieces):
+                if position == self.hold_after:
+                    self.holding.set()
+                    await asyncio.wait_for(self.resume.wait(), 15)
+                yield TextDelta(piece)
+            self.finished = True
+            yield Usage(ai_tokens=len(self.pieces))
+        finally:
+            if not self.finished:
+                self.stopped_early = True

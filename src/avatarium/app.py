@@ -21,12 +21,14 @@ from avatarium.api.state import AppState
 from avatarium.avatars import router as avatars_router
 from avatarium.avatars.catalog import AvatarCatalog
 from avatarium.conversations import router as conversations_router
+from avatarium.conversations import socket as conversation_socket
 from avatarium.conversations.idempotency import IdempotencyStore
 from avatarium.conversations.service import ConversationService
 from avatarium.core.clock import Clock, SystemClock
 from avatarium.core.errors import AvatariumError
 from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
 from avatarium.core.settings import Settings
+from avatarium.keys.client_tokens import ClientTokenService
 from avatarium.keys.service import KeyService
 from avatarium.limits.base import RequestGate
 from avatarium.limits.gate import LimitGate
@@ -84,6 +86,7 @@ def build_state(
         Sealer(secret),
         ProviderHealth(settings.fallback_cooldown_s),
     )
+    keys = KeyService(db, signer, clock)
     return AppState(
         settings=settings,
         db=db,
@@ -92,7 +95,8 @@ def build_state(
         audio=audio,
         avatars=avatars,
         providers=providers,
-        keys=KeyService(db, signer, clock),
+        keys=keys,
+        client_tokens=ClientTokenService(keys, signer, clock),
         accounts=AccountService(db, clock),
         speech=speech,
         conversations=conversations,
@@ -132,6 +136,7 @@ def create_app(
             *health.routes,
             *avatars_router.routes,
             *conversations_router.routes,
+            *conversation_socket.routes,
             *speech_router.routes,
             *usage_router.routes,
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from avatarium.api.body import parse_object, read_body
@@ -23,6 +23,7 @@ from avatarium.core.errors import (
     MissingApiKeyError,
     PermissionDeniedError,
 )
+from avatarium.keys.client_tokens import PREFIX as CLIENT_TOKEN_PREFIX
 from avatarium.keys.service import Principal
 from avatarium.limits.base import Admission
 
@@ -39,6 +40,8 @@ class Call:
     principal: Principal | None
     raw_body: bytes
     response_headers: dict[str, str] = field(default_factory=dict)
+    admission: Admission | None = None
+    admission_held: bool = False
 
     @property
     def caller(self) -> Principal:
@@ -46,15 +49,27 @@ class Call:
         assert self.principal is not None
         return self.principal
 
+    def hold_admission(self) -> Callable[[], Awaitable[None]]:
+        """Keep the concurrency slot past the handler's return (a streamed response runs
+        longer); the returned function gives it back and must be called exactly once."""
+        self.admission_held = True
+        admission = self.admission
+
+        async def release() -> None:
+            if admission is not None:
+                await admission.release()
+
+        return release
+
     def json_object(self, *, optional: bool = False) -> dict[str, Any]:
         return parse_object(
             self.raw_body, self.request.headers.get("content-type"), optional=optional
         )
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(connection: HTTPConnection) -> str | None:
     """The bearer token, ``""`` for an empty one, ``None`` when there is no header."""
-    header = request.headers.get("authorization")
+    header = connection.headers.get("authorization")
     if header is None:
         return None
     scheme, _, token = header.strip().partition(" ")
@@ -71,7 +86,29 @@ async def authenticate(request: Request, state: AppState, auth: Auth) -> Princip
         return None
     if not token:
         raise MissingApiKeyError("No API key was given. Send 'Authorization: Bearer <key>'.")
+    return await authenticate_token(state, token)
+
+
+async def authenticate_token(state: AppState, token: str) -> Principal:
+    """The principal behind an API key or a client token."""
+    if token.startswith(CLIENT_TOKEN_PREFIX):
+        return await state.client_tokens.authenticate(token)
     return await state.keys.authenticate(token)
+
+
+def check_permission(principal: Principal, write: bool, conversation_id: str | None) -> None:
+    """403 for a read-only key on a write, and for a client token outside its conversation
+    (``conversation_id`` is the route's, or None on routes that take no client tokens)."""
+    if principal.conversation_id is not None and principal.conversation_id != conversation_id:
+        raise PermissionDeniedError(
+            "A client token can only read, send to and stream its own conversation.",
+            details={"reason": "client_token_scope"},
+        )
+    if write and principal.scope != "full":
+        raise PermissionDeniedError(
+            "This key is read-only; it cannot make changes.",
+            details={"reason": "read_only_key"},
+        )
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -113,16 +150,22 @@ async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> R
 
 
 def endpoint(
-    *, auth: Auth = "required", write: bool = False, cancel_on_disconnect: bool = False
+    *,
+    auth: Auth = "required",
+    write: bool = False,
+    cancel_on_disconnect: bool = False,
+    client_token: bool = False,
 ) -> Callable[[Handler], Any]:
     """Wrap a handler in the pipeline. ``write`` endpoints refuse read-only keys;
-    ``cancel_on_disconnect`` stops long work when the client leaves."""
+    ``cancel_on_disconnect`` stops long work when the client leaves; ``client_token``
+    endpoints accept a client token for the conversation in their path."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
         async def run(request: Request) -> Response:
             state = state_of(request)
             admission: Admission | None = None
+            call: Call | None = None
             headers: dict[str, str] = {}
             try:
                 raw = (
@@ -130,14 +173,11 @@ def endpoint(
                 )
                 principal = await authenticate(request, state, auth)
                 if principal is not None:
-                    if write and principal.scope != "full":
-                        raise PermissionDeniedError(
-                            "This key is read-only; it cannot make changes.",
-                            details={"reason": "read_only_key"},
-                        )
+                    scoped = request.path_params.get("conversation_id") if client_token else None
+                    check_permission(principal, write, scoped)
                     admission = await state.gate.admit(principal)
                     headers.update(admission.headers)
-                call = Call(request, state, principal, raw, headers)
+                call = Call(request, state, principal, raw, headers, admission)
                 if cancel_on_disconnect:
                     response = await _unless_disconnected(request, handler(call))
                 else:
@@ -145,7 +185,7 @@ def endpoint(
             except AvatariumError as error:
                 response = error_response(error)
             finally:
-                if admission is not None:
+                if admission is not None and not (call is not None and call.admission_held):
                     await admission.release()
             for name, value in headers.items():
                 response.headers.setdefault(name, value)

@@ -12,6 +12,7 @@ from avatarium.conversations.service import ConversationService
 from avatarium.core.clock import Clock
 from avatarium.core.secrets import Signer
 from avatarium.core.settings import Settings
+from avatarium.keys.client_tokens import ClientTokenService
 from avatarium.keys.service import KeyService
 from avatarium.limits.base import RequestGate
 from avatarium.providers.registry import ProviderRegistry
@@ -33,6 +34,7 @@ class AppState:
     avatars: AvatarCatalog
     providers: ProviderRegistry
     keys: KeyService
+    client_tokens: ClientTokenService
     accounts: AccountService
     speech: SpeechService
     conversations: ConversationService

@@ -12,4 +12,6 @@ def base_url(connection: HTTPConnection) -> str:
     configured = state_of(connection).settings.public_base_url
     if configured:
         return configured.rstrip("/")
-    return f"{connection.url.scheme}://{connection.url.netloc}"
+    # A WebSocket's links are still fetched over HTTP.
+    scheme = {"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
+    return f"{scheme}://{connection.url.netloc}"

@@ -25,6 +25,8 @@ class Field:
     max_length: int | None = None
     not_blank: bool = False  # "" and whitespace-only are rejected as "empty"
     allowed: Sequence[str] | None = None
+    minimum: int | None = None  # for integers
+    maximum: int | None = None
 
 
 def _type_ok(value: Any, expected: type) -> bool:
@@ -42,6 +44,17 @@ def check_field(spec: Field, value: Any, path: str | None = None) -> None:
             "invalid_type",
             f"{name} must be {_TYPE_NAMES.get(spec.type, spec.type.__name__)}.",
         )
+    if isinstance(value, int) and not isinstance(value, bool):
+        low = spec.minimum if spec.minimum is not None else value
+        high = spec.maximum if spec.maximum is not None else value
+        if not low <= value <= high:
+            raise InvalidParameterError(
+                name,
+                "out_of_range",
+                f"{name} must be between {spec.minimum} and {spec.maximum}.",
+                minimum=spec.minimum,
+                maximum=spec.maximum,
+            )
     if isinstance(value, str):
         if spec.not_blank and not value.strip():
             raise InvalidParameterError(name, "empty", f"{name} must not be empty.")

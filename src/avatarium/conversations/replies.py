@@ -7,9 +7,12 @@ events and ends with ``Done`` (the stored reply) or ``ErrorEvent`` (nothing stor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,7 @@ from avatarium.conversations.models import Conversation, Message
 from avatarium.conversations.prompt import Turn, build_prompt
 from avatarium.conversations.schemas import message_json
 from avatarium.conversations.service import ConversationService
+from avatarium.conversations.voicing import ReplyVoice
 from avatarium.core.errors import (
     AIProviderError,
     AvatariumError,
@@ -40,9 +44,10 @@ from avatarium.providers.fallback import parse_chain
 from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider
 from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
+from avatarium.speech.chunker import SentenceChunker
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import UTCDateTime, column_values, table_of
-from avatarium.usage.ledger import Reservation
+from avatarium.usage.ledger import Reservation, UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,15 @@ class Voiced:
     voice_id: str
 
 
+@dataclass(slots=True)
+class _Spent:
+    """What a reply has produced and cost so far (the cost counts even if it fails)."""
+
+    text: str = ""
+    ai_tokens: int = 0
+    tts_characters: int = 0
+
+
 @dataclass
 class PreparedSend:
     """A send that passed every check; ``run`` produces and stores the reply."""
@@ -92,6 +106,7 @@ class PreparedSend:
     base_url: str
     reservation: Reservation
     attempt: Attempt | None = None
+    chunked: bool = False  # speak sentence by sentence while the model writes (streaming)
     started_at: Any = field(default=None)
     answered_ai: str | None = None
     answered_tts: str | None = None
@@ -102,6 +117,27 @@ class ReplyService:
 
     def __init__(self, conversations: ConversationService) -> None:
         self._c = conversations
+
+    async def start(
+        self,
+        principal: Principal,
+        conversation: Conversation,
+        history: Sequence[Turn],
+        content: str,
+        want_speech: bool,
+        base_url: str,
+        usage: UsageLedger,
+    ) -> PreparedSend:
+        """Reserve a reply from the monthly quota, then :meth:`prepare`; a send that fails
+        to prepare gives its reservation straight back."""
+        reservation = await usage.reserve(principal)
+        try:
+            return await self.prepare(
+                principal, conversation, history, content, want_speech, base_url, reservation
+            )
+        except BaseException:
+            await reservation.release()
+            raise
 
     async def prepare(
         self,
@@ -173,59 +209,132 @@ class ReplyService:
 
     async def run(self, send: PreparedSend) -> AsyncGenerator[ReplyEvent, None]:
         """The reply's events. Never raises an API error: a failure is the last event."""
-        clip: AudioClip | None = None
+        c = self._c
+        voice = ReplyVoice(
+            c.speech,
+            lambda text: self._speak(send, text),
+            account_id=send.principal.account_id,
+            mode=send.principal.mode,
+            conversation_id=send.conversation.id,
+            base_url=send.base_url,
+        )
+        spent = _Spent()
         succeeded = discarded = False
-        ai_tokens = tts_characters = 0  # provider usage spent, counted even on failure
         try:
-            parts: list[str] = []
-            async for event in self._generate(send):
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
+            produce = self._streamed if send.chunked else self._collected
+            async with aclosing(produce(send, voice, spent)) as events:
+                async for event in events:
                     yield event
-                else:
-                    ai_tokens = event.ai_tokens
-            text = "".join(parts).strip()
-            if not text:
-                empty = ProviderError(
-                    FailureCategory.BAD_RESPONSE,
-                    send.answered_ai or send.llm[0].name,
-                    "the model returned no text",
-                )
-                raise as_api_error(empty, AIProviderError)
-            yield Usage(ai_tokens=ai_tokens)
-            speech: Speech | None = None
-            if send.tts and send.tts[0].selected.provider.produces_audio:
-                speech = await self._speak(send, text)
-                tts_characters = speech.characters
-                yield AudioChunk(
-                    0, text, speech.mp3, speech.duration_ms, speech.visemes, speech.words
-                )
-                yield Usage(ai_tokens=ai_tokens, tts_characters=speech.characters)
-                clip = await self._c.speech.save(
-                    speech,
-                    account_id=send.principal.account_id,
-                    mode=send.principal.mode,
-                    conversation_id=send.conversation.id,
-                )
-            stored = await self._store(send, text, ai_tokens, speech, clip)
+            speech, clip = await voice.whole()
+            stored = await self._store(send, spent, speech, clip, voice.clips())
             succeeded = True
             yield Done(stored)
         except AvatariumError as error:
             # Clean up before telling the client, so an immediate retry finds a clean slate.
-            await self._discard(send, clip, ai_tokens, tts_characters)
+            await self._discard(send, voice, spent)
             discarded = True
             yield ErrorEvent(error)
         finally:
             if not succeeded and not discarded:  # cancelled, or a bug
-                await self._discard(send, clip, ai_tokens, tts_characters)
+                await self._discard(send, voice, spent)
 
-    async def _discard(
-        self, send: PreparedSend, clip: AudioClip | None, ai_tokens: int, tts_characters: int
-    ) -> None:
+    def _speaks(self, send: PreparedSend) -> bool:
+        return bool(send.tts) and send.tts[0].selected.provider.produces_audio
+
+    async def _collected(
+        self, send: PreparedSend, voice: ReplyVoice, spent: _Spent
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        """Text first, then the speech of all of it in one piece: for clients that wait for
+        the whole reply anyway (one vendor call, prosody across sentences, least overhead)."""
+        parts: list[str] = []
+        async for event in self._generate(send):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                yield event
+            else:
+                spent.ai_tokens = event.ai_tokens
+        spent.text = self._complete_text(send, parts)
+        yield Usage(ai_tokens=spent.ai_tokens)
+        if self._speaks(send):
+            chunk = await voice.speak(spent.text)
+            spent.tts_characters = voice.characters
+            yield chunk
+            yield Usage(ai_tokens=spent.ai_tokens, tts_characters=spent.tts_characters)
+
+    async def _streamed(
+        self, send: PreparedSend, voice: ReplyVoice, spent: _Spent
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        """Text as it comes, and each sentence's speech as soon as it is ready while the
+        model keeps writing. The model and the speech run as two tasks feeding one queue."""
+        out: asyncio.Queue[ReplyEvent | AvatariumError | None] = asyncio.Queue()
+        speaks = self._speaks(send)
+        chunker = SentenceChunker()
+
+        async def write() -> None:
+            parts: list[str] = []
+            try:
+                async for event in self._generate(send):
+                    if isinstance(event, TextDelta):
+                        parts.append(event.text)
+                        out.put_nowait(event)
+                        if speaks:
+                            for chunk in chunker.feed(event.text):
+                                voice.add(chunk)
+                    else:
+                        spent.ai_tokens = event.ai_tokens
+                spent.text = self._complete_text(send, parts)
+            except AvatariumError as error:
+                out.put_nowait(error)
+                return
+            if speaks:
+                for chunk in chunker.flush():
+                    voice.add(chunk)
+                voice.close()
+            out.put_nowait(Usage(ai_tokens=spent.ai_tokens))
+            out.put_nowait(None)
+
+        if speaks:
+            voice.start(out.put_nowait)
+        writer = asyncio.ensure_future(write())
+        open_sources = 2 if speaks else 1
+        try:
+            while open_sources:
+                item = await out.get()
+                if item is None:
+                    open_sources -= 1
+                elif isinstance(item, AvatariumError):
+                    raise item
+                else:
+                    if isinstance(item, AudioChunk):
+                        spent.tts_characters = voice.characters
+                    yield item
+            if speaks:
+                yield Usage(ai_tokens=spent.ai_tokens, tts_characters=spent.tts_characters)
+        finally:
+            # On failure or cancellation: stop the model (its stream closes with the task)
+            # and the speech at once.
+            if not writer.done():
+                writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await voice.stop()
+
+    @staticmethod
+    def _complete_text(send: PreparedSend, parts: list[str]) -> str:
+        text = "".join(parts).strip()
+        if not text:
+            empty = ProviderError(
+                FailureCategory.BAD_RESPONSE,
+                send.answered_ai or send.llm[0].name,
+                "the model returned no text",
+            )
+            raise as_api_error(empty, AIProviderError)
+        return text
+
+    async def _discard(self, send: PreparedSend, voice: ReplyVoice, spent: _Spent) -> None:
         """Remove every trace of a failed or cancelled reply (but count what it cost)."""
-        if clip is not None:
-            await self._c.speech.store.delete(clip.storage_key)
-        await send.reservation.release(ai_tokens, tts_characters)
+        await voice.discard()
+        await send.reservation.release(spent.ai_tokens, voice.characters)
         if send.attempt is not None:
             await self._c.idempotency.abandon(send.attempt)
 
@@ -286,13 +395,17 @@ class ReplyService:
     async def _speak(self, send: PreparedSend, text: str) -> Speech:
         """Speech from the first provider of the chain that succeeds."""
         c = self._c
-        for position, voiced in enumerate(send.tts):
+        chain = send.tts
+        if send.answered_tts is not None:
+            # Later chunks of a reply keep the voice its first chunk was spoken in.
+            chain = [v for v in send.tts if v.selected.name == send.answered_tts]
+        for position, voiced in enumerate(chain):
             name = voiced.selected.name
             try:
                 speech = await c.speech.synthesize(voiced.selected.provider, text, voiced.voice_id)
             except ProviderError as error:
                 c.health.failed("tts", name)
-                if position == len(send.tts) - 1:
+                if position == len(chain) - 1:
                     raise as_api_error(error, TTSProviderError) from error
                 log.warning(
                     "speech provider %s failed (%s); falling back", name, error.category.value
@@ -306,14 +419,15 @@ class ReplyService:
     async def _store(
         self,
         send: PreparedSend,
-        text: str,
-        ai_tokens: int,
+        spent: _Spent,
         speech: Speech | None,
         clip: AudioClip | None,
+        clips: list[AudioClip],
     ) -> dict[str, Any]:
         """Store the user message and the reply together, or nothing at all."""
         c = self._c
         now = c.clock.now()
+        text, ai_tokens = spent.text, spent.ai_tokens
         tts_chars = speech.characters if speech else 0
         speech_hint = None
         if send.tts and not send.tts[0].selected.provider.produces_audio:
@@ -367,8 +481,8 @@ class ReplyService:
                     raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
                 raise ended_error()
             user.seq, reply.seq = claimed[0] - 2, claimed[0] - 1
-            if clip is not None:
-                session.execute(_INSERT_CLIP, [column_values(clip)])
+            if clips:
+                session.execute(_INSERT_CLIP, [column_values(each) for each in clips])
             session.execute(_INSERT_MESSAGE, [column_values(user), column_values(reply)])
             send.reservation.commit_in(session, ai_tokens, tts_chars)
             if send.attempt is not None:

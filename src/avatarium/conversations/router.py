@@ -10,12 +10,15 @@ from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.errors import error_response
+from avatarium.api.frames import reply_frames
+from avatarium.api.request_context import current_request_id
+from avatarium.api.sse import EventStreamResponse
 from avatarium.api.urls import base_url
 from avatarium.api.validation import validate
 from avatarium.conversations.idempotency import Attempt, Replay, body_fingerprint, key_from
 from avatarium.conversations.replies import ReplyService
-from avatarium.conversations.schemas import SEND_FIELDS
-from avatarium.core.errors import InvalidParameterError
+from avatarium.conversations.schemas import CLIENT_TOKEN_FIELDS, SEND_FIELDS
+from avatarium.core.clock import rfc3339
 from avatarium.core.events import Done, ErrorEvent
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 
@@ -61,7 +64,7 @@ async def list_conversations(call: Call) -> Response:
     )
 
 
-@endpoint()
+@endpoint(client_token=True)
 async def get_conversation(call: Call) -> Response:
     conversation_id = call.request.path_params["conversation_id"]
     return JSONResponse(
@@ -82,41 +85,43 @@ async def end_conversation(call: Call) -> Response:
     return JSONResponse(await call.state.conversations.end(call.caller, conversation_id))
 
 
-@endpoint(write=True, cancel_on_disconnect=True)
+@endpoint(write=True, cancel_on_disconnect=True, client_token=True)
 async def send_message(call: Call) -> Response:
     state = call.state
     body = call.json_object()
     fields = validate(body, SEND_FIELDS)
-    if fields.get("stream"):
-        raise InvalidParameterError(
-            "stream",
-            "not_allowed",
-            "Streamed replies are not available on this server yet.",
-            allowed=[False],
-        )
+    streamed = bool(fields.get("stream"))
     conversation_id = call.request.path_params["conversation_id"]
     conversation, history = await state.conversations.load_with_history(
         call.caller, conversation_id
     )
-    claimed = await _claim(call, body)
+    # A stream cannot be replayed, so only non-streamed sends are idempotent.
+    claimed = None if streamed else await _claim(call, body)
     if isinstance(claimed, Replay):
         return _replay(claimed)
     replies = ReplyService(state.conversations)
     try:
-        reservation = await state.usage.reserve(call.caller)
-        prepared = await replies.prepare(
+        prepared = await replies.start(
             call.caller,
             conversation,
             history,
             fields["content"],
             fields.get("tts", True),
             base_url(call.request),
-            reservation,
+            state.usage,
         )
     except BaseException:
         if claimed is not None:
             await state.conversations.idempotency.abandon(claimed)
         raise
+    if streamed:
+        prepared.chunked = True
+        return EventStreamResponse(
+            reply_frames(replies.run(prepared), current_request_id()),
+            heartbeat_s=state.settings.sse_heartbeat_s,
+            on_close=call.hold_admission(),
+            headers=call.response_headers,
+        )
     prepared.attempt = claimed
     # The non-streamed reply is the event stream collected.
     async with aclosing(replies.run(prepared)) as events:
@@ -128,7 +133,25 @@ async def send_message(call: Call) -> Response:
     raise RuntimeError("reply stream ended without Done or ErrorEvent")
 
 
-@endpoint()
+@endpoint(write=True)
+async def create_client_token(call: Call) -> Response:
+    state = call.state
+    fields = validate(call.json_object(optional=True), CLIENT_TOKEN_FIELDS)
+    conversation_id = call.request.path_params["conversation_id"]
+    await state.conversations.require(call.caller, conversation_id)
+    ttl = fields.get("expires_in", state.settings.client_token_ttl_s)
+    issued = state.client_tokens.issue(call.caller, conversation_id, ttl)
+    return JSONResponse(
+        {
+            "object": "client_token",
+            "token": issued.token,
+            "conversation_id": issued.conversation_id,
+            "expires_at": rfc3339(issued.expires_at),
+        }
+    )
+
+
+@endpoint(client_token=True)
 async def list_messages(call: Call) -> Response:
     params = call.request.path_params
     return JSONResponse(
@@ -141,7 +164,7 @@ async def list_messages(call: Call) -> Response:
     )
 
 
-@endpoint()
+@endpoint(client_token=True)
 async def get_message(call: Call) -> Response:
     params = call.request.path_params
     return JSONResponse(
@@ -159,6 +182,11 @@ routes = [
     Route("/v1/conversations/{conversation_id}/end", end_conversation, methods=["POST"]),
     Route("/v1/conversations/{conversation_id}/messages", send_message, methods=["POST"]),
     Route("/v1/conversations/{conversation_id}/messages", list_messages, methods=["GET"]),
+    Route(
+        "/v1/conversations/{conversation_id}/client_tokens",
+        create_client_token,
+        methods=["POST"],
+    ),
     Route(
         "/v1/conversations/{conversation_id}/messages/{message_id}", get_message, methods=["GET"]
     ),

@@ -31,6 +31,8 @@ SEND_FIELDS = [
     Field("tts", bool),
 ]
 
+CLIENT_TOKEN_FIELDS = [Field("expires_in", int, minimum=10, maximum=86_400)]
+
 
 def status_of(conversation: Conversation, now: datetime, idle_after_s: int) -> str:
     """``ended``, ``idle`` (no message for a while) or ``active``."""

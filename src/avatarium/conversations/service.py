@@ -147,6 +147,10 @@ class ConversationService:
         await self.db.write(work)
         return body_out
 
+    async def require(self, principal: Principal, conversation_id: str) -> Conversation:
+        """The conversation, or 404 ``conversation_not_found`` for this key's account/mode."""
+        return await self.db.read(lambda session: _owned(session, principal, conversation_id))
+
     async def load_with_history(
         self, principal: Principal, conversation_id: str
     ) -> tuple[Conversation, list[Turn]]:

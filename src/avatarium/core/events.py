@@ -1,6 +1,6 @@
 """The one internal event stream of a reply. Every transport is an encoder over it.
 
-REST collects it; SSE and the WebSocket (later) encode each event as it comes.
+REST collects it; SSE and the WebSocket encode each event as it comes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class AudioChunk:
     duration_ms: int
     visemes: list[dict[str, Any]] | None
     words: list[dict[str, Any]] | None
+    url: str | None = None  # a signed link to this chunk's MP3
 
 
 @dataclass(frozen=True, slots=True)

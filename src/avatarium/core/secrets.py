@@ -55,6 +55,7 @@ class Signer:
     def __init__(self, secret: bytes) -> None:
         self._api_key_key = hmac.new(secret, b"avatarium/api-key-hash", hashlib.sha256).digest()
         self._url_key = hmac.new(secret, b"avatarium/signed-url", hashlib.sha256).digest()
+        self._token_key = hmac.new(secret, b"avatarium/client-token", hashlib.sha256).digest()
 
     def hash_api_key(self, key: str) -> str:
         """HMAC-SHA256 of an API key, hex; what the database stores."""
@@ -68,3 +69,12 @@ class Signer:
     def verify_url(self, resource: str, expires: int, signature: str) -> bool:
         """Constant-time check of a signature made by :meth:`sign_url`."""
         return hmac.compare_digest(self.sign_url(resource, expires), signature)
+
+    def sign_token(self, payload: str) -> str:
+        """A URL-safe signature of a client token's payload."""
+        mac = hmac.new(self._token_key, payload.encode("utf-8"), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:24]).decode("ascii").rstrip("=")
+
+    def verify_token(self, payload: str, signature: str) -> bool:
+        """Constant-time check of a signature made by :meth:`sign_token`."""
+        return hmac.compare_digest(self.sign_token(payload), signature)

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     idle_after_s: int = Field(default=1_800, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
     limiter_lease_ttl_s: float = Field(default=30.0, gt=0)
+    # Streams send a comment at least this often, so proxies keep an idle stream open.
+    sse_heartbeat_s: float = Field(default=15.0, gt=0, le=15.0)
+    client_token_ttl_s: int = Field(default=900, ge=10, le=86_400)
     log_level: str = "info"
     # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
     workers: int = Field(default=1, ge=1)

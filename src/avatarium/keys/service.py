@@ -6,6 +6,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -36,6 +37,8 @@ class Principal:
     mode: str
     scope: str
     limits: Limits = TIER_LIMITS["free"]
+    # Set for a client token: the one conversation it may read, send to and stream.
+    conversation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +52,22 @@ class IssuedKey:
 
 # Built once: constructing a statement costs more than running it on the hot path.
 # Columns rather than entities: authentication runs on every request.
-_BY_HASH = (
-    select(
-        ApiKey.id,
-        ApiKey.key_hash,
-        ApiKey.mode,
-        ApiKey.scope,
-        ApiKey.expires_at,
-        ApiKey.revoked_at,
-        Account.id.label("account_id"),
-        Account.name,
-        Account.tier,
-        Account.rpm_limit,
-        Account.concurrent_limit,
-        Account.monthly_messages_limit,
-    )
-    .join(Account, Account.id == ApiKey.account_id)
-    .where(ApiKey.key_hash == bindparam("digest"))
-)
+_PRINCIPAL = select(
+    ApiKey.id,
+    ApiKey.key_hash,
+    ApiKey.mode,
+    ApiKey.scope,
+    ApiKey.expires_at,
+    ApiKey.revoked_at,
+    Account.id.label("account_id"),
+    Account.name,
+    Account.tier,
+    Account.rpm_limit,
+    Account.concurrent_limit,
+    Account.monthly_messages_limit,
+).join(Account, Account.id == ApiKey.account_id)
+_BY_HASH = _PRINCIPAL.where(ApiKey.key_hash == bindparam("digest"))
+_BY_ID = _PRINCIPAL.where(ApiKey.id == bindparam("key_id"))
 
 
 def generate_key(mode: str) -> str:
@@ -150,7 +151,22 @@ class KeyService:
         if row is None:
             raise InvalidApiKeyError("The API key is unknown or revoked.")
         # The lookup was by hash; compare again in constant time as defence in depth.
-        if not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+        if not hmac.compare_digest(row.key_hash, digest):
+            raise InvalidApiKeyError("The API key is unknown or revoked.")
+        return self._principal(row)
+
+    async def by_id(self, key_id: str) -> Principal:
+        """The principal of a key by its id (for credentials derived from a key, such as
+        client tokens); the same 401s as the key itself would get."""
+        row = await self._db.read(
+            lambda session: session.execute(_BY_ID, {"key_id": key_id}).first()
+        )
+        if row is None:
+            raise InvalidApiKeyError("The API key is unknown or revoked.")
+        return self._principal(row)
+
+    def _principal(self, row: Any) -> Principal:
+        if row.revoked_at is not None:
             raise InvalidApiKeyError("The API key is unknown or revoked.")
         if row.expires_at is not None and row.expires_at <= self._clock.now():
             raise ExpiredApiKeyError("The API key has expired.")

@@ -57,3 +57,11 @@ def mp3_duration_ms(data: bytes) -> float:
     if frames == 0:
         raise ValueError("no MP3 frames")
     return samples / rate * 1000
+
+
+def strip_id3(data: bytes) -> bytes:
+    """The MP3 frames without a leading ID3v2 tag (vendors may prepend one)."""
+    if data[:3] != b"ID3" or len(data) < 10:
+        return data
+    size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
+    return data[10 + size :]

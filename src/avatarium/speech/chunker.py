@@ -1,0 +1,142 @@
+"""Cutting streamed reply text into speakable chunks, so speech can start at the first sentence.
+
+Text arrives in arbitrary pieces (model tokens). A chunk ends at a sentence end that the text
+after it confirms: terminal punctuation (``. ! ? …`` and the full-width CJK marks),
+optionally followed by closing quotes or brackets, then whitespace and a character that may
+start a sentence. Waiting for that next character is what keeps "3.5", "Dr. Smith",
+"e.g. this" and "Well... no" from ending a sentence. A chunk that grows long without a
+sentence end is cut at a clause boundary (``, ; : —``) and, failing that, at the last space;
+never inside a word (a single word longer than the limit is kept whole).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+SENTENCE_END = ".!?…"
+# The CJK full stop, exclamation and question marks end a sentence with no space after them.
+CJK_SENTENCE_END = "\u3002\uff01\uff1f"
+CLOSERS = "\"'\u201d\u2019\u00bb)]}"  # straight and curly closing quotes, brackets
+CLAUSE_END = ",;:\u2014\u2013"  # and the em and en dashes
+
+# Words that end in a period without ending a sentence (compared lower-cased, without the dot).
+ABBREVIATIONS = frozenset(
+    {
+        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "e.g", "i.e",
+        "no", "fig", "approx", "inc", "ltd", "co", "corp", "dept", "est", "vol", "ca", "cf",
+        "a.m", "p.m", "u.s", "u.k", "z.b", "bzw", "usw", "sra", "mme", "mlle",
+    }
+)  # fmt: skip
+
+_WORD_BEFORE = re.compile(r"(\S+)$")
+
+SOFT_LIMIT = 160  # past this, a clause boundary is good enough
+HARD_LIMIT = 260  # past this, any space is
+
+
+class SentenceChunker:
+    """Feed text as it streams; take chunks as soon as they are known to be complete."""
+
+    def __init__(self, soft_limit: int = SOFT_LIMIT, hard_limit: int = HARD_LIMIT) -> None:
+        self._buffer = ""
+        self._soft = soft_limit
+        self._hard = hard_limit
+
+    def feed(self, text: str) -> list[str]:
+        """Add streamed text; return the chunks it completed (possibly none)."""
+        self._buffer += text
+        chunks: list[str] = []
+        while True:
+            cut = self._find_cut()
+            if cut is None:
+                return chunks
+            chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if chunk:
+                chunks.append(chunk)
+
+    def flush(self) -> list[str]:
+        """The rest of the text once the stream ended (at most one chunk, or none)."""
+        rest, self._buffer = self._buffer.strip(), ""
+        return [rest] if rest else []
+
+    def _find_cut(self) -> int | None:
+        text = self._buffer
+        for end in _sentence_ends(text):
+            return end
+        if len(text) < self._soft:
+            return None
+        # Long without a sentence end: a clause boundary past the soft limit, else a space past
+        # the hard limit. Only boundaries followed by more text count, so words stay whole.
+        clause = _last_boundary(text, self._hard, clause=True)
+        if clause is not None and clause >= self._soft // 2:
+            return clause
+        if len(text) >= self._hard:
+            return _last_boundary(text, self._hard, clause=False)
+        return None
+
+
+def _sentence_ends(text: str) -> Iterator[int]:
+    """Positions just after each confirmed sentence end in ``text``."""
+    length = len(text)
+    i = 0
+    while i < length:
+        char = text[i]
+        if char in CJK_SENTENCE_END:
+            j = i + 1
+            while j < length and (text[j] in CJK_SENTENCE_END or text[j] in CLOSERS):
+                j += 1
+            if j < length:  # something follows, so the punctuation run is complete
+                yield j
+            i = j
+            continue
+        if char not in SENTENCE_END:
+            i += 1
+            continue
+        j = i + 1
+        while j < length and (text[j] in SENTENCE_END or text[j] in CLOSERS):
+            j += 1  # "?!", "...", '."' belong to the same end
+        k = j
+        while k < length and text[k].isspace():
+            k += 1
+        if k in (j, length):
+            # No space after it ("3.5", "e.g.x"), or nothing after the space yet: unconfirmed.
+            i = j
+            continue
+        if _starts_sentence(text[k]) and not _is_abbreviation(text[:i], text[i:j]):
+            yield j
+        i = k
+
+
+def _starts_sentence(char: str) -> bool:
+    # A lower-case letter continues the sentence ("e.g. this", "Well... maybe"); anything
+    # else (capitals, digits, quotes, emoji, letters of scripts without case) may start one.
+    return not char.islower()
+
+
+def _is_abbreviation(before: str, punctuation: str) -> bool:
+    if not punctuation.startswith("."):
+        return False
+    if punctuation.startswith("..") or punctuation.startswith("…"):
+        return False  # an ellipsis followed by a capital is a sentence end
+    match = _WORD_BEFORE.search(before)
+    if match is None:
+        return False
+    word = match.group(1).lstrip("\"'\u201c\u2018\u00ab([{").lower()
+    if len(word) == 1 and word.isalpha():
+        return True  # an initial: "J. R. R. Tolkien"
+    return word in ABBREVIATIONS
+
+
+def _last_boundary(text: str, limit: int, *, clause: bool) -> int | None:
+    """The last cut point within ``limit`` characters: just after a clause mark followed by a
+    space (``clause``), or at a space; ``None`` when there is none."""
+    window = text[: limit + 1]
+    for i in range(len(window) - 1, 0, -1):
+        if not window[i].isspace():
+            continue
+        if not clause:
+            return i
+        if window[i - 1] in CLAUSE_END:
+            return i
+    return None

@@ -90,4 +90,6 @@ class SSEDecoder:
         self._data, self._type = [], ""
         if not data:
             return None
-        return SSEEvent(type=kind or "message", data="\n".join(data), last_event_id=self.last_event_id)
+        return SSEEvent(
+            type=kind or "message", data="\n".join(data), last_event_id=self.last_event_id
+        )

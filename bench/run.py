@@ -9,6 +9,8 @@
    (bench/cloud.py).
 5. The rate limiter: cost per request on each backend, over-admission in a burst across four
    workers, authenticated GETs per second with Redis and two workers (bench/limits.py).
+6. Streamed replies: time from the request to the first `audio` event and to `done`, over
+   replies of three or more sentences (bench/streaming.py).
 """
 
 from __future__ import annotations
@@ -183,7 +185,9 @@ def main() -> None:
         "--database-url", default=None, help="bench the server on this database instead of SQLite"
     )
     parser.add_argument(
-        "--only", choices=("model", "speech", "server", "cloud", "limits"), default=None
+        "--only",
+        choices=("model", "speech", "server", "cloud", "limits", "streaming"),
+        default=None,
     )
     args = parser.parse_args()
     print(f"Avatarium benchmarks on {os.cpu_count()} cores\n")
@@ -200,6 +204,11 @@ def main() -> None:
         from cloud import bench_cloud  # bench/cloud.py: starts the vendor fakes
 
         bench_cloud()
+        print()
+    if args.only in (None, "streaming"):
+        from streaming import bench_streaming  # bench/streaming.py: SSE, first audio
+
+        bench_streaming()
         print()
     if args.only in (None, "limits"):
         from limits import main as bench_limits  # bench/limits.py: Redis, workers, wrk

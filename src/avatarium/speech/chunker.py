@@ -33,15 +33,25 @@ _WORD_BEFORE = re.compile(r"(\S+)$")
 
 SOFT_LIMIT = 160  # past this, a clause boundary is good enough
 HARD_LIMIT = 260  # past this, any space is
+# The first chunk decides when the avatar starts to speak, so it is cut sooner; by the time
+# it has been heard, the model has written well past the next sentence end.
+FIRST_SOFT_LIMIT = 24
+FIRST_HARD_LIMIT = 56
 
 
 class SentenceChunker:
     """Feed text as it streams; take chunks as soon as they are known to be complete."""
 
-    def __init__(self, soft_limit: int = SOFT_LIMIT, hard_limit: int = HARD_LIMIT) -> None:
+    def __init__(
+        self,
+        soft_limit: int = SOFT_LIMIT,
+        hard_limit: int = HARD_LIMIT,
+        first_soft_limit: int = FIRST_SOFT_LIMIT,
+        first_hard_limit: int = FIRST_HARD_LIMIT,
+    ) -> None:
         self._buffer = ""
-        self._soft = soft_limit
-        self._hard = hard_limit
+        self._limits = (soft_limit, hard_limit)
+        self._soft, self._hard = first_soft_limit, first_hard_limit
 
     def feed(self, text: str) -> list[str]:
         """Add streamed text; return the chunks it completed (possibly none)."""
@@ -54,6 +64,7 @@ class SentenceChunker:
             chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
             if chunk:
                 chunks.append(chunk)
+                self._soft, self._hard = self._limits
 
     def flush(self) -> list[str]:
         """The rest of the text once the stream ended (at most one chunk, or none)."""
@@ -122,6 +133,9 @@ def _is_abbreviation(before: str, punctuation: str) -> bool:
     match = _WORD_BEFORE.search(before)
     if match is None:
         return False
+    line_start = before.rfind("\n", 0, match.start()) + 1
+    if match.group(1).isdigit() and not before[line_start : match.start()].strip():
+        return True  # a list marker ("1. First...") at the start of a line or chunk
     word = match.group(1).lstrip("\"'\u201c\u2018\u00ab([{").lower()
     if len(word) == 1 and word.isalpha():
         return True  # an initial: "J. R. R. Tolkien"

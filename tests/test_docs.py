@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from avatarium.app import create_app
 from avatarium.cli import build_parser
@@ -67,8 +67,8 @@ def test_every_cli_command_and_option_is_documented() -> None:
 def test_every_route_is_documented(tmp_path: Path) -> None:
     text = read("api.md")
     app = create_app(make_settings(tmp_path))
-    paths = [r.path for r in app.routes if isinstance(r, Route)]
-    assert len(paths) >= 15
+    paths = [r.path for r in app.routes if isinstance(r, Route | WebSocketRoute)]
+    assert len(paths) >= 17
     for path in paths:
         pattern = re.sub(r"\\\{[a-z_]+\\\}", r"\\{[a-z_]+\\}", re.escape(path))
         assert re.search(pattern, text), f"undocumented route: {path}"

@@ -118,3 +118,73 @@ def test_first_start_prints_a_key_and_a_working_example(
     server_factory.append(again)
     again.wait_ready()
     assert "av_test_" not in again.output
+
+
+def test_streaming_over_real_connections(tmp_path: Path, server_factory: list[Server]) -> None:
+    """SSE and the WebSocket through uvicorn itself: real sockets, real hang-ups."""
+    import asyncio
+
+    import websockets
+
+    from tests.sse import SSEDecoder
+
+    port = free_port()
+    server = Server(tmp_path, port)
+    server_factory.append(server)
+    server.wait_ready()
+    key = next(w for w in server.output.split() if w.startswith("av_test_"))
+    client = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {key}"})
+    conversation = client.post("/v1/conversations", json={"avatar_id": "aria-001"}).json()["id"]
+    url = f"/v1/conversations/{conversation}/messages"
+    body = {"content": "Tell me two facts about the sea.", "stream": True}
+
+    decoder = SSEDecoder()
+    events = []
+    with client.stream("POST", url, json=body, timeout=60) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_bytes():
+            events += decoder.feed(chunk)
+    assert events[-1].type == "done" and events[0].type == "message"
+    done = events[-1].json()
+    for event in events:
+        if event.type == "audio":
+            audio = httpx.get(event.json()["url"], timeout=10)
+            assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
+
+    # Hanging up mid-reply stores nothing.
+    with client.stream("POST", url, json=body, timeout=60) as response:
+        for chunk in response.iter_bytes():
+            if b"event: message" in chunk:
+                break
+    time.sleep(1.0)
+    stored = client.get(url).json()["data"]
+    assert [m["id"] for m in stored if m["role"] == "assistant"] == [done["id"]]
+
+    token = client.post(f"/v1/conversations/{conversation}/client_tokens").json()["token"]
+
+    async def talk() -> list[dict[str, object]]:
+        ws_url = f"ws://127.0.0.1:{port}/v1/conversations/{conversation}/ws?token={token}"
+        async with websockets.connect(ws_url) as ws:
+            frames = [json.loads(await ws.recv())]
+            await ws.send(json.dumps({"type": "message", "content": "And one more?"}))
+            while frames[-1]["type"] not in ("done", "error"):
+                frames.append(json.loads(await asyncio.wait_for(ws.recv(), 60)))
+            return frames
+
+    frames = asyncio.run(talk())
+    assert frames[0] == {"type": "ready", "conversation_id": conversation}
+    assert frames[-1]["type"] == "done", frames[-1]
+    assert {"message.delta", "audio"} <= {str(f["type"]) for f in frames}
+    assert len(client.get(url).json()["data"]) == 4
+
+    async def refused() -> int | None:
+        ws_url = f"ws://127.0.0.1:{port}/v1/conversations/{conversation}/ws"
+        async with websockets.connect(ws_url) as ws:
+            await ws.recv()  # the error frame
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd else None
+        return None
+
+    assert asyncio.run(refused()) == 4401

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from avatarium.speech.chunker import HARD_LIMIT, SentenceChunker
+from avatarium.speech.chunker import (
+    FIRST_HARD_LIMIT,
+    FIRST_SOFT_LIMIT,
+    HARD_LIMIT,
+    SOFT_LIMIT,
+    SentenceChunker,
+)
 
 
-def chunks(text: str, step: int | None = None) -> list[str]:
-    chunker = SentenceChunker()
+def chunks(text: str, step: int | None = None, *, eager_first: bool = False) -> list[str]:
+    """The chunks of ``text`` fed ``step`` characters at a time. Unless ``eager_first``, the
+    first chunk follows the same rules as the rest, so sentence rules can be seen alone."""
+    if eager_first:
+        chunker = SentenceChunker()
+    else:
+        chunker = SentenceChunker(first_soft_limit=SOFT_LIMIT, first_hard_limit=HARD_LIMIT)
     out: list[str] = []
     step = step or max(len(text), 1)
     for start in range(0, len(text), step):
@@ -89,3 +100,46 @@ def test_chunks_are_released_as_soon_as_a_sentence_is_confirmed() -> None:
     assert chunker.feed(" are you?") == []
     assert chunker.flush() == ["How are you?"]
     assert chunker.flush() == []
+
+
+@pytest.mark.parametrize("step", [None, 1, 4])
+def test_the_first_chunk_is_cut_sooner_so_speech_starts_sooner(step: int | None) -> None:
+    text = (
+        "The sky is blue because of a process called Rayleigh scattering, where sunlight "
+        "bounces off the molecules of the air. Blue light scatters the most."
+    )
+    result = chunks(text, step, eager_first=True)
+    assert len(result[0]) <= FIRST_HARD_LIMIT
+    assert result[-1] == "Blue light scatters the most."
+    assert_words_kept(text, result)
+    # A clause boundary past the first soft limit is preferred to a bare space.
+    clause = chunks("Once upon a time, in a land far away, lived a robot. It sang.", step,
+                    eager_first=True)  # fmt: skip
+    assert clause[0] == "Once upon a time, in a land far away,"
+    assert len(clause[0]) >= FIRST_SOFT_LIMIT
+    # A short first sentence is still a whole sentence.
+    assert chunks("Hi there! How are you today, my friend?", step, eager_first=True) == [
+        "Hi there!",
+        "How are you today, my friend?",
+    ]
+
+
+def test_the_chunks_do_not_depend_on_how_the_text_was_split() -> None:
+    import random
+
+    rng = random.Random(7)
+    sentences = [case[0] for case in CASES] + [
+        "and so it went on, for a long while, with nobody saying much of anything at all "
+        "until the evening came; then everyone went home — tired but happy"
+    ]
+    for _ in range(200):
+        text = " ".join(rng.sample(sentences, 4))
+        expected = chunks(text, eager_first=True)
+        pieces, position = [], 0
+        while position < len(text):
+            size = rng.randint(1, 12)
+            pieces.append(text[position : position + size])
+            position += size
+        chunker = SentenceChunker()
+        got = [chunk for piece in pieces for chunk in chunker.feed(piece)] + chunker.flush()
+        assert got == expected, text

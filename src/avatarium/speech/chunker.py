@@ -4,9 +4,10 @@ Text arrives in arbitrary pieces (model tokens). A chunk ends at a sentence end 
 after it confirms: terminal punctuation (``. ! ? …`` and the full-width CJK marks),
 optionally followed by closing quotes or brackets, then whitespace and a character that may
 start a sentence. Waiting for that next character is what keeps "3.5", "Dr. Smith",
-"e.g. this" and "Well... no" from ending a sentence. A chunk that grows long without a
-sentence end is cut at a clause boundary (``, ; : —``) and, failing that, at the last space;
-never inside a word (a single word longer than the limit is kept whole).
+"e.g. this" and "Well... no" from ending a sentence. A chunk also ends at the first clause
+boundary (``, ; : —``) past a soft length limit, if that comes first; past a hard limit with
+neither, it is cut at the last space, never inside a word (a single word longer than the
+limit is kept whole).
 """
 
 from __future__ import annotations
@@ -72,18 +73,19 @@ class SentenceChunker:
         return [rest] if rest else []
 
     def _find_cut(self) -> int | None:
+        # Every rule depends only on the text before the cut (and the character after a
+        # sentence end), so the chunks are the same however the text was split into pieces.
         text = self._buffer
-        for end in _sentence_ends(text):
-            return end
-        if len(text) < self._soft:
-            return None
-        # Long without a sentence end: a clause boundary past the soft limit, else a space past
-        # the hard limit. Only boundaries followed by more text count, so words stay whole.
-        clause = _last_boundary(text, self._hard, clause=True)
-        if clause is not None and clause >= self._soft // 2:
-            return clause
-        if len(text) >= self._hard:
-            return _last_boundary(text, self._hard, clause=False)
+        sentence = next(_sentence_ends(text), None)
+        clause = _clause_boundary(text, self._soft)
+        candidates = [cut for cut in (sentence, clause) if cut is not None]
+        cut = min(candidates) if candidates else None
+        if cut is not None and cut <= self._hard:
+            return cut
+        if len(text) > self._hard:
+            # Long, with no sentence end or clause boundary: the last space within the limit
+            # (a single word longer than the limit stays whole).
+            return _last_space(text, self._hard) or cut
         return None
 
 
@@ -142,15 +144,17 @@ def _is_abbreviation(before: str, punctuation: str) -> bool:
     return word in ABBREVIATIONS
 
 
-def _last_boundary(text: str, limit: int, *, clause: bool) -> int | None:
-    """The last cut point within ``limit`` characters: just after a clause mark followed by a
-    space (``clause``), or at a space; ``None`` when there is none."""
-    window = text[: limit + 1]
-    for i in range(len(window) - 1, 0, -1):
-        if not window[i].isspace():
-            continue
-        if not clause:
+def _clause_boundary(text: str, start: int) -> int | None:
+    """The first space after a clause mark (``, ; : —``) at or past ``start``."""
+    for i in range(max(start, 1), len(text)):
+        if text[i].isspace() and text[i - 1] in CLAUSE_END:
             return i
-        if window[i - 1] in CLAUSE_END:
+    return None
+
+
+def _last_space(text: str, limit: int) -> int | None:
+    """The last space within ``limit`` characters (not at the very start)."""
+    for i in range(min(limit, len(text) - 1), 0, -1):
+        if text[i].isspace():
             return i
     return None

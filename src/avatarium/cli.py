@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
 
+    chat = commands.add_parser("chat", help="talk to an avatar in the terminal (a client)")
+    try:
+        from avatarium_client.chat import add_arguments
+    except ImportError:  # the client library is a separate distribution
+        chat.add_argument("rest", nargs=argparse.REMAINDER)
+    else:
+        add_arguments(chat)
+
     accounts = commands.add_parser("accounts", help="change an account's tier or limits")
     account_commands = accounts.add_subparsers(
         dest="accounts_command", required=True, metavar="ACTION"
@@ -283,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "chat":
+        try:
+            from avatarium_client.chat import run as run_chat
+        except ImportError:
+            print("error: the chat needs the client: pip install ./clients/python", file=sys.stderr)
+            return 2
+        return run_chat(args)
     settings = Settings()
     if args.command == "serve":
         return serve(settings, args.host, args.port, args.workers)

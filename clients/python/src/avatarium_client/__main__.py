@@ -1,0 +1,7 @@
+"""``python -m avatarium_client`` starts the terminal chat."""
+
+import sys
+
+from avatarium_client.chat import main
+
+sys.exit(main())

@@ -10,7 +10,9 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from avatarium.accounts.service import AccountService
@@ -105,6 +107,11 @@ def build_state(
     )
 
 
+async def web_page(_request: Request) -> Response:
+    """The demo page: pick an avatar and talk to it (static HTML, CSS and ES modules)."""
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 def create_app(
     settings: Settings,
     *,
@@ -139,6 +146,7 @@ def create_app(
             *conversation_socket.routes,
             *speech_router.routes,
             *usage_router.routes,
+            Route("/", web_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],
         middleware=[Middleware(RequestContextMiddleware)],

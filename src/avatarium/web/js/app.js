@@ -1,0 +1,254 @@
+// The demo page: pick an avatar, talk to it, hear it, watch its lips move.
+import { ApiError, ConversationSocket, request, streamOverSSE } from "./api.js";
+import { SpeechPlayer, speakInBrowser } from "./player.js";
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORAGE = "avatarium.apiKey";
+
+const ui = {
+  setupForm: $("setup-form"), key: $("api-key"), avatar: $("avatar"), start: $("start"),
+  stage: $("stage"), view: $("avatar-view"), status: $("status"), transcript: $("transcript"),
+  problem: $("problem"), problemText: $("problem-text"), retry: $("retry"),
+  composer: $("composer"), message: $("message"), send: $("send"), transport: $("transport"),
+};
+
+const session = {
+  key: null, avatarId: null, conversationId: null, token: null, socket: null,
+  busy: false, blockedUntil: 0, lastContent: null, avatarName: "Avatar",
+};
+
+let mouth = null;
+const player = new SpeechPlayer({
+  onMouth: (shape) => { if (mouth && mouth.dataset.show !== shape) mouth.dataset.show = shape; },
+  onSpeaking: (speaking) => setState(speaking ? "speaking" : idleState()),
+  onClock: (seconds) => { ui.view.dataset.audioTime = seconds.toFixed(3); },
+});
+
+function idleState() { return document.activeElement === ui.message ? "listening" : "idle"; }
+
+const STATUS = {
+  idle: "Ready.", listening: "Listening…", thinking: "Thinking…", speaking: "Speaking…",
+};
+
+function setState(state) {
+  ui.view.dataset.state = state;
+  ui.status.textContent = STATUS[state];
+}
+
+// Errors, shown kindly.
+
+let countdown = null;
+
+function describe(error) {
+  if (!(error instanceof ApiError)) return "The connection to the server was lost. Try again.";
+  if (error.code === "unknown_error") return "The reply was cut off. Try again.";
+  const where = error.requestId ? ` (request ${error.requestId})` : "";
+  return `${error.code}: ${error.message}${where}`;
+}
+
+function showProblem(error) {
+  clearInterval(countdown);
+  ui.problem.hidden = false;
+  ui.retry.hidden = true;
+  let text = describe(error);
+  if (error instanceof ApiError && error.code === "rate_limit_exceeded") {
+    const seconds = Math.max(1, Math.ceil(error.retryAfter || 1));
+    session.blockedUntil = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.ceil((session.blockedUntil - Date.now()) / 1000);
+      if (left <= 0) {
+        clearInterval(countdown);
+        session.blockedUntil = 0;
+        ui.problemText.textContent = "You can send again.";
+        updateSendable();
+        return;
+      }
+      ui.problemText.textContent = `Too many requests for now. You can send again in ${left} s.`;
+      updateSendable();
+    };
+    tick();
+    countdown = setInterval(tick, 250);
+    return;
+  }
+  if (error instanceof ApiError && error.code === "quota_exceeded") {
+    const resets = error.details.resets_at ? new Date(error.details.resets_at) : null;
+    text = `This month's messages are used up${resets ? `; the quota resets on ${resets.toLocaleString()}` : ""}. (quota_exceeded)`;
+  }
+  if (error instanceof ApiError && /provider_error$/.test(error.code)) {
+    text = `${describe(error)} The provider may recover in a moment.`;
+    ui.retry.hidden = false;
+  } else if (!(error instanceof ApiError) || error.code === "unknown_error") {
+    ui.retry.hidden = false;
+  }
+  ui.problemText.textContent = text;
+}
+
+function clearProblem() {
+  if (session.blockedUntil) return;
+  ui.problem.hidden = true;
+  ui.retry.hidden = true;
+}
+
+function updateSendable() {
+  ui.send.disabled = session.busy || Date.now() < session.blockedUntil;
+}
+
+// The transcript.
+
+function addLine(role, text) {
+  const item = document.createElement("li");
+  item.className = role;
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = role === "user" ? "You" : session.avatarName;
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = text;
+  item.append(who, body);
+  ui.transcript.append(item);
+  item.scrollIntoView({ block: "end" });
+  return body;
+}
+
+// Setup: avatars, key, conversation, client token, transport.
+
+async function loadAvatars() {
+  const list = await request("/v1/avatars");
+  for (const avatar of list.data) {
+    const option = new Option(`${avatar.name} — ${avatar.description}`, avatar.id);
+    option.dataset.model = avatar.model_url;
+    option.dataset.name = avatar.name;
+    ui.avatar.append(option);
+  }
+  ui.avatar.value = list.data.some((a) => a.id === "aria-001") ? "aria-001" : list.data[0]?.id;
+}
+
+async function showAvatar(option) {
+  const response = await fetch(new URL(option.dataset.model).pathname);
+  ui.view.innerHTML = await response.text();
+  ui.view.querySelector("svg")?.setAttribute("aria-hidden", "true");
+  mouth = ui.view.querySelector("#mouth");
+}
+
+async function connect() {
+  session.token = (await request(`/v1/conversations/${session.conversationId}/client_tokens`, {
+    method: "POST", credential: session.key, body: {},
+  })).token;
+  const socket = new ConversationSocket(session.conversationId, session.token);
+  try {
+    session.socket = await socket.open();
+    session.socket.onclose = () => { session.socket = null; };
+    ui.transport.textContent = "Connected over a WebSocket with a client token.";
+  } catch {
+    session.socket = null;
+    ui.transport.textContent = "WebSocket unavailable: using Server-Sent Events instead.";
+  }
+}
+
+async function start(event) {
+  event.preventDefault();
+  player.unlock();
+  session.key = ui.key.value.trim();
+  sessionStorage.setItem(KEY_STORAGE, session.key);
+  const option = ui.avatar.selectedOptions[0];
+  session.avatarId = option.value;
+  session.avatarName = option.dataset.name;
+  ui.start.disabled = true;
+  try {
+    const conversation = await request("/v1/conversations", {
+      method: "POST", credential: session.key, body: { avatar_id: session.avatarId },
+    });
+    session.conversationId = conversation.id;
+    await showAvatar(option);
+    await connect();
+    ui.stage.hidden = false;
+    ui.setupForm.closest("section").hidden = true;
+    setState("idle");
+    ui.message.focus();
+  } catch (error) {
+    ui.start.disabled = false;
+    alertSetup(error);
+  }
+}
+
+function alertSetup(error) {
+  let note = ui.setupForm.querySelector(".setup-error");
+  if (!note) {
+    note = document.createElement("p");
+    note.className = "setup-error";
+    note.setAttribute("role", "alert");
+    ui.setupForm.append(note);
+  }
+  note.textContent = describe(error);
+}
+
+// A turn.
+
+async function send(content) {
+  session.busy = true;
+  session.lastContent = content;
+  updateSendable();
+  clearProblem();
+  addLine("user", content);
+  const reply = addLine("assistant", "");
+  setState("thinking");
+  const finished = new Promise((resolve) => {
+    const handlers = {
+      message: (data) => { reply.textContent += data.delta; },
+      audio: (data) => player.enqueue(data),
+      done: (data) => {
+        reply.textContent = data.content;
+        if (data.speech && data.speech.provider === "browser") {
+          speakInBrowser(data.speech, (on) => setState(on ? "speaking" : idleState()));
+        }
+        resolve(null);
+      },
+      cancelled: () => resolve(null),
+      error: (error) => resolve(error),
+    };
+    const run = async () => {
+      if (!session.socket?.isOpen && ui.transport.textContent.startsWith("Connected")) {
+        await connect();  // the socket closed (for example the token expired): reopen it
+      }
+      if (session.socket?.isOpen) session.socket.send(content, handlers);
+      else await streamOverSSE(session.conversationId, session.token, content, handlers);
+    };
+    run().catch((error) => resolve(error));
+  });
+  const error = await finished;
+  session.busy = false;
+  if (error) {
+    reply.closest("li").remove();
+    showProblem(error);
+  }
+  if (!player.speaking) setState(idleState());
+  updateSendable();
+}
+
+function submit(event) {
+  event.preventDefault();
+  const content = ui.message.value.trim();
+  if (!content || ui.send.disabled) return;
+  player.unlock();
+  ui.message.value = "";
+  send(content);
+}
+
+// Wiring.
+
+ui.setupForm.addEventListener("submit", start);
+ui.composer.addEventListener("submit", submit);
+ui.message.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) submit(event);
+});
+ui.message.addEventListener("focus", () => { if (ui.view.dataset.state === "idle") setState("listening"); });
+ui.message.addEventListener("blur", () => { if (ui.view.dataset.state === "listening") setState("idle"); });
+ui.retry.addEventListener("click", () => {
+  if (session.lastContent && !ui.send.disabled) {
+    ui.transcript.lastElementChild?.remove();  // the failed turn's own line comes back
+    send(session.lastContent);
+  }
+});
+
+ui.key.value = sessionStorage.getItem(KEY_STORAGE) || "";
+loadAvatars().catch(alertSetup);

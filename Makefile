@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test check bench clean
+.PHONY: install run test check bench clean browser
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@echo "==> Creating the virtual environment in $(VENV)"
@@ -28,8 +28,16 @@ install: $(STAMP)
 run: install
 	$(BIN)/avatarium serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# The web page's tests drive Debian's Chromium (Playwright uses it through executable_path,
+# so no browser is downloaded).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "==> Installing Chromium for the web page's tests"; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+		echo "    could not install chromium; the browser tests will be skipped (or fail under CI)"; }
 
 check: install
 	$(BIN)/ruff check src tests bench clients/python

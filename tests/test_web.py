@@ -1,0 +1,169 @@
+"""The web page in real (headless) Chromium against the real server process.
+
+Chromium is Debian's package, driven by Playwright through ``executable_path`` (no browser
+download); ``make test`` installs it. A screenshot of the page mid-reply is written to
+``artifacts/web-mid-reply.png`` (not committed).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import service_missing
+from tests.test_e2e import Server, free_port, server_factory  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        service_missing("Chromium", FileNotFoundError("install Debian's chromium package"))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            # A person's click unlocks audio; a headless run has no speakers to wait for.
+            args=["--autoplay-policy=no-user-gesture-required"],
+        )
+        yield browser
+        browser.close()
+
+
+def watch_console(page: Any) -> list[str]:
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return problems
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_talking_to_aria_in_the_browser(
+    chromium: Any, tmp_path: Path, server_factory: list[Server]
+) -> None:
+    server = Server(tmp_path, free_port())
+    server_factory.append(server)
+    server.wait_ready()
+    key = next(w for w in server.output.split() if w.startswith("av_test_"))  # free tier
+    page = chromium.new_page()
+    problems = watch_console(page)
+    page.goto(server.base + "/")
+    assert "session storage only" in page.text_content("#key-note")
+    page.wait_for_selector("#avatar option[value='aria-001']", state="attached")
+
+    # Keyboard only: type the key, Tab to the avatar, Tab to the button, Enter.
+    page.focus("#api-key")
+    page.keyboard.type(key)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#stage:not([hidden])", timeout=15_000)
+    assert page.text_content("#transport").startswith("Connected over a WebSocket")
+    assert page.evaluate("sessionStorage.getItem('avatarium.apiKey')") == key
+    assert page.get_attribute("#transcript", "aria-live") == "polite"
+    assert page.evaluate("document.activeElement.id") == "message"
+
+    page.keyboard.type("Tell me about the moon.")
+    page.keyboard.press("Enter")
+    reply = "#transcript li.assistant .text"
+    lengths: list[int] = []
+    shapes: set[str] = set()
+    clock: list[float] = []
+    shot = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = page.get_attribute("#avatar-view", "data-state")
+        text = page.text_content(reply) if page.query_selector(reply) else ""
+        lengths.append(len(text or ""))
+        shapes.add(page.get_attribute("#mouth", "data-show") or "")
+        audio_time = page.get_attribute("#avatar-view", "data-audio-time")
+        if audio_time is not None:
+            clock.append(float(audio_time))
+        if state == "speaking" and not shot and len(clock) > 5:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "web-mid-reply.png"))
+            shot = True
+        if shot and state in ("idle", "listening"):
+            break
+        time.sleep(0.05)
+    # The text streamed in (it grew in several steps), speech played on the audio clock,
+    # and the mouth took several shapes while it did.
+    assert len({n for n in lengths if n}) >= 3, lengths
+    assert shot, "the avatar never reached the speaking state"
+    assert clock[-1] > clock[0] + 0.5 and clock == sorted(clock), clock[:5]
+    assert len(shapes - {"", "rest"}) >= 3, shapes
+    assert page.text_content(reply)
+
+    # Past the free tier's 10 requests a minute: the countdown, with sending disabled.
+    # (So far: conversation, client token, one turn.)
+    for turn in range(20):
+        wait_until(lambda: page.is_enabled("#send"), 30, "the send button")
+        page.fill("#message", f"Message number {turn}.")
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(200)
+        problem = page.text_content("#problem-text") if page.is_visible("#problem") else ""
+        if "send again in" in (problem or ""):
+            break
+        wait_until(lambda: page.is_enabled("#send"), 30, "the turn to finish")
+        problem = page.text_content("#problem-text") if page.is_visible("#problem") else ""
+        if "send again in" in (problem or ""):
+            break
+    assert turn == 7, turn  # the 11th request of the minute was the first refused
+    first = page.text_content("#problem-text") or ""
+    assert not page.is_enabled("#send")
+    seconds = int(first.split("send again in ")[1].split(" ")[0])
+    assert 1 <= seconds <= 60
+    page.wait_for_timeout(1600)
+    later = int((page.text_content("#problem-text") or "").split("send again in ")[1].split()[0])
+    assert later < seconds  # it counts down
+    wait_until(lambda: page.is_enabled("#send"), seconds + 5, "sending to be enabled again")
+    assert page.text_content("#problem-text") == "You can send again."
+    assert problems == [], problems
+
+
+def test_a_phone_with_reduced_motion_and_no_websocket(
+    chromium: Any, tmp_path: Path, server_factory: list[Server]
+) -> None:
+    server = Server(tmp_path, free_port())
+    server_factory.append(server)
+    server.wait_ready()
+    key = next(w for w in server.output.split() if w.startswith("av_test_"))
+    page = chromium.new_page(viewport={"width": 360, "height": 740}, reduced_motion="reduce")
+    # A network that cannot carry WebSockets: the page must fall back to Server-Sent Events.
+    page.add_init_script("delete window.WebSocket")
+    problems = watch_console(page)
+    page.goto(server.base + "/")
+    page.fill("#api-key", key)
+    page.wait_for_selector("#avatar option[value='luna-003']", state="attached")
+    page.select_option("#avatar", "luna-003")
+    page.click("#start")
+    page.wait_for_selector("#stage:not([hidden])", timeout=15_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    box = page.locator("#avatar-view").bounding_box()
+    assert box is not None and box["width"] <= 360
+    animation = page.evaluate("getComputedStyle(document.querySelector('#eyes')).animationName")
+    assert animation == "none"
+    assert "Server-Sent Events" in (page.text_content("#transport") or "")
+    page.fill("#message", "Hello over SSE!")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#transcript li.assistant .text:not(:empty)", timeout=30_000)
+    wait_until(lambda: page.is_enabled("#send"), 30, "the reply to finish")
+    assert not page.is_visible("#problem")
+    assert problems == [], problems

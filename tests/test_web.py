@@ -2,7 +2,7 @@
 
 Chromium is Debian's package, driven by Playwright through ``executable_path`` (no browser
 download); ``make test`` installs it. A screenshot of the page mid-reply is written to
-``artifacts/web-mid-reply.png`` (not committed).
+``test-artifacts/web-mid-reply.png`` (not committed).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.test_e2e import Server, free_port, server_factory  # noqa: F401 - a f
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture

@@ -242,6 +242,9 @@ Try it (in another terminal, once the server says it is running):
     curl -s {base}/v1/conversations/$CONV/messages \\
       -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
       -d '{{"content": "Hello! Who are you?"}}'
+
+Or open {base}/ in a browser, paste the key, and talk to Aria,
+or chat in the terminal: .venv/bin/avatarium chat --key {key}
 """,
         flush=True,
     )

@@ -19,6 +19,7 @@ import pytest
 from avatarium.app import create_app
 from avatarium.core.settings import Settings
 from avatarium.providers.registry import ProviderRegistry
+from tests.server_process import Server
 from tests.support import Api, OffsetClock
 
 PG_ADMIN_URL = os.environ.get(
@@ -103,3 +104,11 @@ def api(session_api: Api) -> Iterator[Api]:
     """The app for this backend; the clock is put back after each test."""
     yield session_api
     session_api.clock.offset = type(session_api.clock.offset)()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[list[Server]]:
+    servers: list[Server] = []
+    yield servers
+    for server in servers:
+        server.stop()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import service_missing
-from tests.test_e2e import Server, free_port, server_factory  # noqa: F401 - a fixture
+from tests.server_process import Server, free_port
 
 pytestmark = pytest.mark.e2e
 

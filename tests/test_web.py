@@ -167,3 +167,30 @@ def test_a_phone_with_reduced_motion_and_no_websocket(
     wait_until(lambda: page.is_enabled("#send"), 30, "the reply to finish")
     assert not page.is_visible("#problem")
     assert problems == [], problems
+
+
+def test_the_browser_voice_speaks_the_reply(
+    chromium: Any, tmp_path: Path, server_factory: list[Server]
+) -> None:
+    server = Server(tmp_path, free_port())
+    server_factory.append(server)
+    server.wait_ready()
+    key = next(w for w in server.output.split() if w.startswith("av_test_"))
+    page = chromium.new_page()
+    # Record what the page asks the browser to say (headless Chromium has no voices).
+    page.add_init_script(
+        "window.spoken = []; speechSynthesis.speak = (u) => window.spoken.push(u.text);"
+    )
+    problems = watch_console(page)
+    page.goto(server.base + "/")
+    page.fill("#api-key", key)
+    page.check("#browser-voice")
+    page.click("#start")
+    page.wait_for_selector("#stage:not([hidden])", timeout=15_000)
+    page.fill("#message", "Hello!")
+    page.keyboard.press("Enter")
+    wait_until(lambda: page.evaluate("window.spoken.length") == 1, 30, "speech synthesis")
+    reply = page.text_content("#transcript li.assistant .text")
+    assert page.evaluate("window.spoken[0]") == reply and reply
+    assert page.get_attribute("#avatar-view", "data-audio-time") is None  # no server audio
+    assert problems == [], problems

@@ -7,6 +7,7 @@ const KEY_STORAGE = "avatarium.apiKey";
 
 const ui = {
   setupForm: $("setup-form"), key: $("api-key"), avatar: $("avatar"), start: $("start"),
+  browserVoice: $("browser-voice"),
   stage: $("stage"), view: $("avatar-view"), status: $("status"), transcript: $("transcript"),
   problem: $("problem"), problemText: $("problem-text"), retry: $("retry"),
   composer: $("composer"), message: $("message"), send: $("send"), transport: $("transport"),
@@ -155,8 +156,10 @@ async function start(event) {
   session.avatarName = option.dataset.name;
   ui.start.disabled = true;
   try {
+    const body = { avatar_id: session.avatarId };
+    if (ui.browserVoice.checked) body.tts_provider = "browser";
     const conversation = await request("/v1/conversations", {
-      method: "POST", credential: session.key, body: { avatar_id: session.avatarId },
+      method: "POST", credential: session.key, body,
     });
     session.conversationId = conversation.id;
     await showAvatar(option);

@@ -118,3 +118,10 @@ def test_streaming_over_real_connections(tmp_path: Path, server_factory: list[Se
         return None
 
     assert asyncio.run(refused()) == 4401
+
+    # Credentials that travel in URLs never reach the log.
+    time.sleep(0.5)
+    signatures = [e.json()["url"].split("sig=")[1] for e in events if e.type == "audio"]
+    assert token not in server.output and "token=[redacted]" in server.output
+    assert not any(sig in server.output for sig in signatures)
+    assert "sig=[redacted]" in server.output

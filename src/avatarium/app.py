@@ -26,6 +26,7 @@ from avatarium.conversations import router as conversations_router
 from avatarium.conversations import socket as conversation_socket
 from avatarium.conversations.idempotency import IdempotencyStore
 from avatarium.conversations.service import ConversationService
+from avatarium.core import log_redaction
 from avatarium.core.clock import Clock, SystemClock
 from avatarium.core.errors import AvatariumError
 from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
@@ -125,6 +126,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        log_redaction.install()  # after the server configured its loggers
         if migrate:
             await state.db.migrate()
         embedded = state.providers.llm(EMBEDDED_AI)

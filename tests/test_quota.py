@@ -118,3 +118,21 @@ async def test_usage_of_a_fresh_account(api: Api) -> None:
     unlimited = (await api.client.get("/v1/usage", headers=api.auth(enterprise))).json()
     assert unlimited["messages"]["limit"] is None
     assert unlimited["messages"]["remaining"] is None
+
+
+async def test_a_send_refused_after_reserving_gives_the_reservation_back(api: Api) -> None:
+    _, key = await account_with_quota(api, 1)
+    ended = await api.conversation(key, tts_provider="browser")
+    await api.client.post(f"/v1/conversations/{ended['id']}/end", headers=api.auth(key))
+    for _ in range(3):  # each refusal reserved the one message left, and must return it
+        response = await api.client.post(
+            f"/v1/conversations/{ended['id']}/messages",
+            json={"content": "Hello?"},
+            headers=api.auth(key),
+        )
+        assert_error(response, 400, "invalid_request", reason="conversation_ended")
+    live = await api.conversation(key, tts_provider="browser")
+    response = await api.client.post(
+        f"/v1/conversations/{live['id']}/messages", json={"content": "Hi"}, headers=api.auth(key)
+    )
+    assert response.status_code == 200, response.text

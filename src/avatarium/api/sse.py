@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -43,7 +43,6 @@ class EventStreamResponse(Response):
         *,
         heartbeat_s: float,
         on_close: Callable[[], Awaitable[None]] | None = None,
-        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -52,9 +51,7 @@ class EventStreamResponse(Response):
         self._on_close = on_close
         # No Content-Length (the body is open-ended); tell caches and buffering proxies to
         # pass each event through as it comes.
-        self.init_headers(
-            {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
-        )
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = asyncio.ensure_future(_disconnected(receive))

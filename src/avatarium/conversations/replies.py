@@ -1,6 +1,6 @@
 """Sending a message: the reply as one internal event stream, stored atomically at the end.
 
-``prepare`` does every check that can fail before any output (so streaming transports can
+``start`` does every check that can fail before any output (so streaming transports can
 still answer with a plain HTTP error); ``run`` yields ``TextDelta``/``Usage``/``AudioChunk``
 events and ends with ``Done`` (the stored reply) or ``ErrorEvent`` (nothing stored).
 """
@@ -33,7 +33,7 @@ from avatarium.core.errors import (
     InvalidRequestError,
     TTSProviderError,
 )
-from avatarium.core.events import AudioChunk, Done, ErrorEvent, ReplyEvent, TextDelta, Usage
+from avatarium.core.events import Done, ErrorEvent, ReplyEvent, TextDelta, Usage
 from avatarium.core.ids import new_id
 from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
@@ -85,11 +85,11 @@ class Voiced:
 
 @dataclass(slots=True)
 class _Spent:
-    """What a reply has produced and cost so far (the cost counts even if it fails)."""
+    """What a reply has written and its model cost so far (the cost counts even if it
+    fails; what its speech cost, the ReplyVoice knows)."""
 
     text: str = ""
     ai_tokens: int = 0
-    tts_characters: int = 0
 
 
 @dataclass
@@ -127,33 +127,22 @@ class ReplyService:
         want_speech: bool,
         base_url: str,
         usage: UsageLedger,
+        *,
+        chunked: bool = False,
     ) -> PreparedSend:
-        """Reserve a reply from the monthly quota, then :meth:`prepare`; a send that fails
-        to prepare gives its reservation straight back."""
+        """Reserve a reply from the monthly quota, then do every check that can fail before
+        any output; a send refused here gives its reservation straight back. ``chunked``
+        replies speak sentence by sentence while the model writes (streaming)."""
         reservation = await usage.reserve(principal)
         try:
-            return await self.prepare(
-                principal, conversation, history, content, want_speech, base_url, reservation
-            )
+            if conversation.status == "ended":
+                raise ended_error()
+            llm = self._llm_chain(principal, conversation)
+            tts = await self._tts_chain(principal, conversation) if want_speech else []
+            prompt = build_prompt(llm[0].provider, conversation.system_prompt, history, content)
         except BaseException:
             await reservation.release()
             raise
-
-    async def prepare(
-        self,
-        principal: Principal,
-        conversation: Conversation,
-        history: Sequence[Turn],
-        content: str,
-        want_speech: bool,
-        base_url: str,
-        reservation: Reservation,
-    ) -> PreparedSend:
-        if conversation.status == "ended":
-            raise ended_error()
-        llm = self._llm_chain(principal, conversation)
-        tts = await self._tts_chain(principal, conversation) if want_speech else []
-        prompt = build_prompt(llm[0].provider, conversation.system_prompt, history, content)
         return PreparedSend(
             principal,
             conversation,
@@ -164,6 +153,7 @@ class ReplyService:
             tts,
             base_url,
             reservation,
+            chunked=chunked,
             started_at=self._c.clock.now(),
         )
 
@@ -256,10 +246,8 @@ class ReplyService:
         spent.text = self._complete_text(send, parts)
         yield Usage(ai_tokens=spent.ai_tokens)
         if self._speaks(send):
-            chunk = await voice.speak(spent.text)
-            spent.tts_characters = voice.characters
-            yield chunk
-            yield Usage(ai_tokens=spent.ai_tokens, tts_characters=spent.tts_characters)
+            yield await voice.speak(spent.text)
+            yield Usage(ai_tokens=spent.ai_tokens, tts_characters=voice.characters)
 
     async def _streamed(
         self, send: PreparedSend, voice: ReplyVoice, spent: _Spent
@@ -305,11 +293,9 @@ class ReplyService:
                 elif isinstance(item, AvatariumError):
                     raise item
                 else:
-                    if isinstance(item, AudioChunk):
-                        spent.tts_characters = voice.characters
                     yield item
             if speaks:
-                yield Usage(ai_tokens=spent.ai_tokens, tts_characters=spent.tts_characters)
+                yield Usage(ai_tokens=spent.ai_tokens, tts_characters=voice.characters)
         finally:
             # On failure or cancellation: stop the model (its stream closes with the task)
             # and the speech at once.

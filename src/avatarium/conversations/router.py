@@ -109,18 +109,17 @@ async def send_message(call: Call) -> Response:
             fields.get("tts", True),
             base_url(call.request),
             state.usage,
+            chunked=streamed,
         )
     except BaseException:
         if claimed is not None:
             await state.conversations.idempotency.abandon(claimed)
         raise
     if streamed:
-        prepared.chunked = True
         return EventStreamResponse(
             reply_frames(replies.run(prepared), current_request_id()),
             heartbeat_s=state.settings.sse_heartbeat_s,
-            on_close=call.hold_admission(),
-            headers=call.response_headers,
+            on_close=call.hold_admission(),  # the limit headers come from the pipeline
         )
     prepared.attempt = claimed
     # The non-streamed reply is the event stream collected.

@@ -148,9 +148,8 @@ class ConversationSocket:
             replies = ReplyService(state.conversations)
             prepared = await replies.start(
                 principal, conversation, history, content, want_speech, base_url(self._ws),
-                state.usage,
+                state.usage, chunked=True,
             )  # fmt: skip
-            prepared.chunked = True
             async for name, data in reply_frames(replies.run(prepared), current_request_id()):
                 await self.send({"type": FRAME_TYPES.get(name, name), **data})
         except FATAL as error:

@@ -15,7 +15,7 @@ from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.providers.errors import ProviderError, as_api_error
 from avatarium.providers.selection import select_tts
 from avatarium.speech.models import AudioClip
-from avatarium.speech.service import voice_or_default
+from avatarium.speech.service import clip_key, voice_or_default
 
 TTS_FIELDS = [
     Field("text", str, required=True, not_blank=True, max_length=5_000),
@@ -106,7 +106,7 @@ async def download_audio(call: Call) -> Response:
     if clip is None:
         # A chunk of a reply still being streamed: its row comes with the stored reply, but
         # its URL went out already. The signature vouches for it; a failed reply deleted it.
-        storage_key = name
+        storage_key = clip_key(clip_id)
     else:
         caller = call.principal
         if caller is not None and (caller.account_id, caller.mode) != (clip.account_id, clip.mode):

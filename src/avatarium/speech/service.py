@@ -56,7 +56,7 @@ class SpeechService:
     ) -> AudioClip:
         """Write the MP3 and return its (not yet committed) database row."""
         clip_id = new_id("aud")
-        key = f"{clip_id}.mp3"
+        key = clip_key(clip_id)
         await self.store.put(key, speech.mp3)
         return AudioClip(
             id=clip_id,
@@ -94,6 +94,11 @@ class SpeechService:
             "visemes": clip.visemes,
             "words": clip.words,
         }
+
+
+def clip_key(clip_id: str) -> str:
+    """Where a clip's MP3 is stored (also found by this name before its row exists)."""
+    return f"{clip_id}.mp3"
 
 
 def voice_or_default(provider: TTSProvider, voice_id: str | None, field: str = "voice") -> str:

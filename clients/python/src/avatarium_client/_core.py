@@ -12,7 +12,6 @@ from typing import Any, Generic, TypeVar
 from avatarium_client.errors import (
     STATUS_OF_CODE,
     APIConnectionError,
-    APIError,
     APITimeoutError,
     error_from_body,
 )
@@ -132,5 +131,41 @@ def stream_event(kind: str, data: dict[str, Any]) -> StreamEvent | Cancelled | N
     return None
 
 
-def is_api_error(exc: BaseException) -> bool:
-    return isinstance(exc, APIError)
+class StreamReader:
+    """Typed events from the text of an event stream, up to ``done`` (an ``error`` event
+    raises its typed error)."""
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self.done = False
+
+    def feed(self, text: str) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for kind, data in self._decoder.feed(text):
+            event = stream_event(kind, json.loads(data))
+            if event is not None and not isinstance(event, Cancelled):
+                events.append(event)
+                if isinstance(event, Done):
+                    self.done = True
+                    break
+        return events
+
+
+def message_frame(content: str, tts: bool | None) -> str:
+    """A WebSocket ``message`` frame."""
+    frame: dict[str, Any] = {"type": "message", "content": content}
+    if tts is not None:
+        frame["tts"] = tts
+    return json.dumps(frame)
+
+
+def turn_event(text: str | bytes) -> tuple[StreamEvent | None, bool]:
+    """A WebSocket frame of a turn as ``(event or None, whether the turn ended)``."""
+    data = json.loads(text)
+    event = stream_event(str(data.get("type")), data)
+    if isinstance(event, Cancelled):
+        return None, True
+    return event, isinstance(event, Done)
+
+
+ENDED_EARLY = "the stream ended before its done event"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -12,15 +11,22 @@ import httpx
 
 from avatarium_client import resources as r
 from avatarium_client._config import ClientConfig
-from avatarium_client._core import Call, SSEDecoder, lower_headers, read_answer, stream_event
+from avatarium_client._core import (
+    ENDED_EARLY,
+    Call,
+    StreamReader,
+    lower_headers,
+    message_frame,
+    read_answer,
+    stream_event,
+    turn_event,
+)
 from avatarium_client._core import transport_error as _transport_error
-from avatarium_client.errors import APIConnectionError, APIError, AvatariumError
+from avatarium_client.errors import APIConnectionError, APIError
 from avatarium_client.models import (
     Avatar,
-    Cancelled,
     ClientToken,
     Conversation,
-    Done,
     Message,
     Page,
     Speech,
@@ -28,6 +34,7 @@ from avatarium_client.models import (
     Usage,
     Voice,
 )
+from avatarium_client.retries import Attempts
 
 T = TypeVar("T")
 
@@ -67,17 +74,9 @@ class AsyncAvatarium:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _retry_or_raise(self, error: AvatariumError, attempt: int, started: float) -> None:
-        delay = self.config.retry.delay(error, attempt, time.monotonic() - started)
-        if delay is None:
-            raise error
-        await asyncio.sleep(delay)
-
     async def run(self, call: Call[T]) -> T:
-        started = time.monotonic()
-        attempt = 0
+        attempts = Attempts(self.config.retry)
         while True:
-            attempt += 1
             try:
                 response = await self._http.request(
                     call.method, call.path, json=call.json, params=call.params, headers=call.headers
@@ -86,15 +85,13 @@ class AsyncAvatarium:
                     response.status_code, lower_headers(response.headers), response.content, call
                 )
             except httpx.TransportError as exc:
-                await self._retry_or_raise(_transport_error(exc), attempt, started)
+                await asyncio.sleep(attempts.wait_after(_transport_error(exc)))
             except APIError as error:
-                await self._retry_or_raise(error, attempt, started)
+                await asyncio.sleep(attempts.wait_after(error))
 
     async def stream(self, call: Call[Any]) -> AsyncIterator[StreamEvent]:
-        started = time.monotonic()
-        attempt = 0
+        attempts = Attempts(self.config.retry)
         while True:
-            attempt += 1
             flowing = False
             try:
                 async with self._http.stream(
@@ -105,23 +102,21 @@ class AsyncAvatarium:
                         headers = lower_headers(response.headers)
                         read_answer(response.status_code, headers, response.content, call)
                     flowing = True
-                    decoder = SSEDecoder()
+                    reader = StreamReader()
                     async for text in response.aiter_text():
-                        for kind, data in decoder.feed(text):
-                            event = stream_event(kind, json.loads(data))
-                            if event is not None and not isinstance(event, Cancelled):
-                                yield event
-                                if isinstance(event, Done):
-                                    return
-                    raise APIConnectionError("the stream ended before its done event")
+                        for event in reader.feed(text):
+                            yield event
+                        if reader.done:
+                            return
+                    raise APIConnectionError(ENDED_EARLY)
             except httpx.TransportError as exc:
                 if flowing:
                     raise _transport_error(exc) from exc
-                await self._retry_or_raise(_transport_error(exc), attempt, started)
+                await asyncio.sleep(attempts.wait_after(_transport_error(exc)))
             except APIError as error:
                 if flowing:
                     raise
-                await self._retry_or_raise(error, attempt, started)
+                await asyncio.sleep(attempts.wait_after(error))
 
 
 class AsyncAvatars:
@@ -251,31 +246,21 @@ class AsyncConversationSocket:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
-    async def _receive(self) -> dict[str, Any]:
-        frame: dict[str, Any] = json.loads(await self._ws.recv())
-        return frame
-
     async def send(self, content: str, *, tts: bool | None = None) -> AsyncIterator[StreamEvent]:
-        frame: dict[str, Any] = {"type": "message", "content": content}
-        if tts is not None:
-            frame["tts"] = tts
-        await self._ws.send(json.dumps(frame))
+        await self._ws.send(message_frame(content, tts))
         while True:
-            data = await self._receive()
-            event = stream_event(str(data.get("type")), data)
-            if isinstance(event, Cancelled):
-                return
+            event, ended = turn_event(await self._ws.recv())
             if event is not None:
                 yield event
-                if isinstance(event, Done):
-                    return
+            if ended:
+                return
 
     async def cancel(self) -> None:
         await self._ws.send(json.dumps({"type": "cancel"}))
 
     async def ping(self) -> None:
         await self._ws.send(json.dumps({"type": "ping"}))
-        while (await self._receive()).get("type") != "pong":
+        while json.loads(await self._ws.recv()).get("type") != "pong":
             pass
 
     async def close(self) -> None:

@@ -24,7 +24,7 @@ import httpx
 
 from avatarium_client._core import DEFAULT_BASE_URL
 from avatarium_client.client import Avatarium
-from avatarium_client.errors import APIConnectionError, APIError, AvatariumError
+from avatarium_client.errors import APIConnectionError, AvatariumError
 from avatarium_client.models import AudioChunk, Done, TextDelta
 
 PLAYERS = [
@@ -67,7 +67,6 @@ class Speaker:
         self._queue: queue.Queue[tuple[str, AudioChunk] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, daemon=True)
         self._thread.start()
-        self.saved: list[Path] = []
 
     @property
     def active(self) -> bool:
@@ -92,9 +91,7 @@ class Speaker:
     def _handle(self, message_key: str, chunk: AudioChunk) -> None:
         data = httpx.get(chunk.url, timeout=30).content
         if self._save_dir is not None:
-            path = self._save_dir / f"{message_key}-{chunk.index:02d}.mp3"
-            path.write_bytes(data)
-            self.saved.append(path)
+            (self._save_dir / f"{message_key}-{chunk.index:02d}.mp3").write_bytes(data)
         if self._player is not None:
             with tempfile.NamedTemporaryFile(suffix=".mp3") as handle:
                 handle.write(data)
@@ -135,10 +132,8 @@ class Spinner:
 
 
 def describe(error: AvatariumError) -> str:
-    """One readable line."""
-    if isinstance(error, APIError):
-        return f"error: {error}"
-    return f"error: {error.message}"
+    """One readable line (an API error's ``str`` carries its code and request id)."""
+    return f"error: {error}"
 
 
 class Chat:

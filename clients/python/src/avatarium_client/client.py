@@ -11,15 +11,22 @@ import httpx
 
 from avatarium_client import resources as r
 from avatarium_client._config import ClientConfig
-from avatarium_client._core import Call, SSEDecoder, lower_headers, read_answer, stream_event
+from avatarium_client._core import (
+    ENDED_EARLY,
+    Call,
+    StreamReader,
+    lower_headers,
+    message_frame,
+    read_answer,
+    stream_event,
+    turn_event,
+)
 from avatarium_client._core import transport_error as _transport_error
-from avatarium_client.errors import APIConnectionError, APIError, AvatariumError
+from avatarium_client.errors import APIConnectionError, APIError
 from avatarium_client.models import (
     Avatar,
-    Cancelled,
     ClientToken,
     Conversation,
-    Done,
     Message,
     Page,
     Speech,
@@ -27,6 +34,7 @@ from avatarium_client.models import (
     Usage,
     Voice,
 )
+from avatarium_client.retries import Attempts
 
 T = TypeVar("T")
 
@@ -71,18 +79,10 @@ class Avatarium:
     def close(self) -> None:
         self._http.close()
 
-    def _retry_or_raise(self, error: AvatariumError, attempt: int, started: float) -> None:
-        delay = self.config.retry.delay(error, attempt, time.monotonic() - started)
-        if delay is None:
-            raise error
-        time.sleep(delay)
-
     def run(self, call: Call[T]) -> T:
         """Make ``call``, retrying as the policy allows; its answer or a typed error."""
-        started = time.monotonic()
-        attempt = 0
+        attempts = Attempts(self.config.retry)
         while True:
-            attempt += 1
             try:
                 response = self._http.request(
                     call.method, call.path, json=call.json, params=call.params, headers=call.headers
@@ -91,17 +91,15 @@ class Avatarium:
                     response.status_code, lower_headers(response.headers), response.content, call
                 )
             except httpx.TransportError as exc:
-                self._retry_or_raise(_transport_error(exc), attempt, started)
+                time.sleep(attempts.wait_after(_transport_error(exc)))
             except APIError as error:
-                self._retry_or_raise(error, attempt, started)
+                time.sleep(attempts.wait_after(error))
 
     def stream(self, call: Call[Any]) -> Iterator[StreamEvent]:
         """A streamed send's events. Retries happen only before the first event (a retry
         later would repeat text the caller has already seen)."""
-        started = time.monotonic()
-        attempt = 0
+        attempts = Attempts(self.config.retry)
         while True:
-            attempt += 1
             flowing = False
             try:
                 with self._http.stream(
@@ -112,30 +110,20 @@ class Avatarium:
                         headers = lower_headers(response.headers)
                         read_answer(response.status_code, headers, response.content, call)
                     flowing = True
-                    yield from events_of(response.iter_text())
-                    return
+                    reader = StreamReader()
+                    for text in response.iter_text():
+                        yield from reader.feed(text)
+                        if reader.done:
+                            return
+                    raise APIConnectionError(ENDED_EARLY)
             except httpx.TransportError as exc:
                 if flowing:
                     raise _transport_error(exc) from exc
-                self._retry_or_raise(_transport_error(exc), attempt, started)
+                time.sleep(attempts.wait_after(_transport_error(exc)))
             except APIError as error:
                 if flowing:
                     raise
-                self._retry_or_raise(error, attempt, started)
-
-
-def events_of(texts: Iterator[str]) -> Iterator[StreamEvent]:
-    """Typed events from the text of an event stream, up to ``done``; an ``error`` event
-    raises its typed error."""
-    decoder = SSEDecoder()
-    for text in texts:
-        for kind, data in decoder.feed(text):
-            event = stream_event(kind, json.loads(data))
-            if event is not None and not isinstance(event, Cancelled):
-                yield event
-                if isinstance(event, Done):
-                    return
-    raise APIConnectionError("the stream ended before its done event")
+                time.sleep(attempts.wait_after(error))
 
 
 class Avatars:
@@ -247,7 +235,7 @@ class ConversationSocket:
                 additional_headers=headers,
                 open_timeout=config.timeout_s,
             ).__enter__()
-            ready = self._receive()
+            ready = json.loads(self._ws.recv())
         except (OSError, WebSocketException) as exc:
             raise _transport_error(exc) from exc
         if ready.get("type") != "ready":
@@ -261,26 +249,16 @@ class ConversationSocket:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _receive(self) -> dict[str, Any]:
-        frame: dict[str, Any] = json.loads(self._ws.recv())
-        return frame
-
     def send(self, content: str, *, tts: bool | None = None) -> Iterator[StreamEvent]:
         """Send a message; the turn's events, ending with Done. A cancelled turn just ends;
         a failed one raises its typed error (the socket stays usable)."""
-        frame: dict[str, Any] = {"type": "message", "content": content}
-        if tts is not None:
-            frame["tts"] = tts
-        self._ws.send(json.dumps(frame))
+        self._ws.send(message_frame(content, tts))
         while True:
-            data = self._receive()
-            event = stream_event(str(data.get("type")), data)
-            if isinstance(event, Cancelled):
-                return
+            event, ended = turn_event(self._ws.recv())
             if event is not None:
                 yield event
-                if isinstance(event, Done):
-                    return
+            if ended:
+                return
 
     def cancel(self) -> None:
         """Stop the turn in progress (nothing is stored)."""
@@ -288,7 +266,7 @@ class ConversationSocket:
 
     def ping(self) -> None:
         self._ws.send(json.dumps({"type": "ping"}))
-        while self._receive().get("type") != "pong":
+        while json.loads(self._ws.recv()).get("type") != "pong":
             pass
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ one; no wait may run past the total deadline.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 from avatarium_client.errors import (
@@ -64,3 +65,20 @@ def retryable(error: AvatariumError) -> bool:
     if isinstance(error, ProviderUnavailableError):
         return error.retryable
     return isinstance(error, APIConnectionError | RateLimitError | ConflictError | ServerError)
+
+
+class Attempts:
+    """The attempts of one call under a policy: ``wait_after(error)`` says how long to wait
+    before the next one, or raises ``error`` when the call should give up."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._started = time.monotonic()
+        self.failed = 0
+
+    def wait_after(self, error: AvatariumError) -> float:
+        self.failed += 1
+        delay = self._policy.delay(error, self.failed, time.monotonic() - self._started)
+        if delay is None:
+            raise error
+        return delay

@@ -50,6 +50,11 @@ class Server:
     def output(self) -> str:
         return "".join(self.lines)
 
+    @property
+    def first_key(self) -> str:
+        """The test key the first start printed (its account is on the free tier)."""
+        return next(w for w in self.output.split() if w.startswith("av_test_"))
+
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

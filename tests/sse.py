@@ -40,7 +40,7 @@ class SSEDecoder:
         self._pending += chunk
         events: list[SSEEvent] = []
         while True:
-            line, ending = self._next_line()
+            line = self._next_line()
             if line is None:
                 return events
             text = line.decode("utf-8", errors="replace")
@@ -50,20 +50,19 @@ class SSEDecoder:
             event = self._line(text)
             if event is not None:
                 events.append(event)
-            del ending
 
-    def _next_line(self) -> tuple[bytes | None, bytes]:
+    def _next_line(self) -> bytes | None:
         for i, byte in enumerate(self._pending):
             if byte == 0x0A:  # LF
                 line, self._pending = self._pending[:i], self._pending[i + 1 :]
-                return line, b"\n"
+                return line
             if byte == 0x0D:  # CR, maybe CRLF; a CR at the end must wait for the next byte
                 if i + 1 == len(self._pending):
-                    return None, b""
+                    return None
                 skip = 2 if self._pending[i + 1] == 0x0A else 1
                 line, self._pending = self._pending[:i], self._pending[i + skip :]
-                return line, b"\r"
-        return None, b""
+                return line
+        return None
 
     def _line(self, line: str) -> SSEEvent | None:
         if line == "":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from avatarium.api.state import AppState
 from avatarium.core.events import TextDelta, Usage
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.llm.base import ChatMessage, ChatRequest
+from avatarium.providers.registry import ProviderSpec
 from avatarium.providers.tts.base import Speech, Voice
 
 
@@ -62,6 +64,10 @@ class Api:
         acct = await self.state.accounts.ensure(name, tier if account is None else None)
         issued = await self.state.keys.create(acct, mode=mode, scope=scope, expires_in=expires_in)
         return issued.secret
+
+    def audio_files(self) -> set[str]:
+        """The names of every stored MP3 file."""
+        return {path.name for path in (self.state.settings.data_dir / "audio").iterdir()}
 
     @staticmethod
     def auth(key: str) -> dict[str, str]:
@@ -184,3 +190,10 @@ class HeldLLM:
         finally:
             if not self.finished:
                 self.stopped_early = True
+
+
+def register_held(api: Api, pieces: list[str], hold_after: int | None = None) -> HeldLLM:
+    """A HeldLLM writing ``pieces``, registered under a fresh provider name."""
+    llm = HeldLLM(f"held-{secrets.token_hex(3)}", pieces, hold_after)
+    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
+    return llm

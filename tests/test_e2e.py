@@ -62,7 +62,7 @@ def test_streaming_over_real_connections(tmp_path: Path, server_factory: list[Se
     server = Server(tmp_path, port)
     server_factory.append(server)
     server.wait_ready()
-    key = next(w for w in server.output.split() if w.startswith("av_test_"))
+    key = server.first_key
     client = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {key}"})
     conversation = client.post("/v1/conversations", json={"avatar_id": "aria-001"}).json()["id"]
     url = f"/v1/conversations/{conversation}/messages"

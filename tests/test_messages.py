@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 from avatarium.providers.errors import FailureCategory, ProviderError
@@ -176,11 +175,6 @@ async def test_idempotent_replay_returns_the_identical_body(api: Api) -> None:
     assert other.status_code == 200 and other.json()["id"] != conversation_id
 
 
-def audio_files(api: Api) -> set[str]:
-    root: Path = api.state.settings.data_dir / "audio"
-    return {p.name for p in root.iterdir()}
-
-
 async def snapshot(api: Api, key: str, conversation_id: str) -> Any:
     response = await api.client.get(f"{CONVERSATIONS}/{conversation_id}", headers=api.auth(key))
     body = response.json()
@@ -212,12 +206,12 @@ async def test_failed_sends_leave_the_conversation_untouched(api: Api) -> None:
             await send(api, key, conversation["id"], content="Before", tts=False)
         ).raise_for_status() if ai == "local" else None
         before = await snapshot(api, key, conversation["id"])
-        files_before = audio_files(api)
+        files_before = api.audio_files()
         for attempt in range(2):  # the retry a client makes is just as harmless
             response = await send(api, key, conversation["id"], content=f"Fail {attempt}")
             assert_error(response, 503, code, reason=reason, retryable=retryable)
         assert await snapshot(api, key, conversation["id"]) == before
-        assert audio_files(api) == files_before
+        assert api.audio_files() == files_before
     assert (await snapshot(api, key, good["id"]))["message_count"] == 2
 
 

@@ -7,9 +7,8 @@ import secrets
 from typing import Any
 
 from avatarium.providers.errors import FailureCategory, ProviderError
-from avatarium.providers.registry import ProviderSpec
 from tests.asgi_live import LiveSocket, open_socket
-from tests.support import Api, HeldLLM
+from tests.support import Api, HeldLLM, register_held
 
 
 def ws_path(conversation_id: str, token: str | None = None) -> str:
@@ -32,10 +31,7 @@ async def messages(api: Api, key: str, conversation_id: str) -> list[dict[str, A
 
 
 def held(api: Api, hold_after: int | None = None) -> HeldLLM:
-    name = f"held-{secrets.token_hex(3)}"
-    llm = HeldLLM(name, ["Hello ", "there. ", "How ", "are ", "you ", "today?"], hold_after)
-    api.state.providers.register(ProviderSpec(name, "llm", lambda _s: llm))
-    return llm
+    return register_held(api, ["Hello ", "there. ", "How ", "are ", "you ", "today?"], hold_after)
 
 
 async def test_two_turns_on_one_socket(api: Api) -> None:
@@ -180,15 +176,14 @@ async def test_close_codes(api: Api) -> None:
     conversation = await api.conversation(key)
     other = await api.conversation(key)
     cid = conversation["id"]
-    read_only = await api.key(scope="read")
-    read_only_conversation_owner = read_only  # its own account has no conversation: 404 first
+    read_only = await api.key(scope="read")  # permission is checked before the lookup
     assert await refused(api, ws_path(cid)) == (4401, "missing_api_key")
     bad = {"Authorization": "Bearer av_test_" + "x" * 32}
     assert await refused(api, ws_path(cid), bad) == (4401, "invalid_api_key")
     assert await refused(api, ws_path(cid, "ct_forged.sig")) == (4401, "invalid_api_key")
     token = await client_token(api, key, other["id"])
     assert await refused(api, ws_path(cid, token)) == (4403, "insufficient_permissions")
-    assert await refused(api, ws_path(cid), api.auth(read_only_conversation_owner)) == (
+    assert await refused(api, ws_path(cid), api.auth(read_only)) == (
         4403,
         "insufficient_permissions",
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from pathlib import Path
 from typing import Any
 
 from avatarium.providers.errors import FailureCategory, ProviderError
@@ -12,7 +11,7 @@ from avatarium.providers.registry import ProviderSpec
 from avatarium.speech.mp3 import mp3_duration_ms
 from tests.asgi_live import open_stream
 from tests.sse import SSEEvent
-from tests.support import Api, FailingTTS, HeldLLM, ScriptedLLM, assert_error
+from tests.support import Api, FailingTTS, HeldLLM, ScriptedLLM, assert_error, register_held
 
 SENTENCES = ["The sun is a star. ", "It is very hot. ", "Plants need its light to grow."]
 
@@ -22,12 +21,8 @@ def words(text: str) -> list[str]:
 
 
 def held(api: Api, hold_after: int | None = None) -> HeldLLM:
-    """A model that writes SENTENCES word by word, registered under a fresh name."""
-    name = f"held-{secrets.token_hex(3)}"
-    pieces = [w + " " for sentence in SENTENCES for w in sentence.split()]
-    llm = HeldLLM(name, pieces, hold_after)
-    api.state.providers.register(ProviderSpec(name, "llm", lambda _s: llm))
-    return llm
+    """A model that writes SENTENCES word by word."""
+    return register_held(api, [w + " " for s in SENTENCES for w in s.split()], hold_after)
 
 
 async def stream_send(api: Api, key: str, conversation_id: str, **body: Any) -> Any:
@@ -37,11 +32,6 @@ async def stream_send(api: Api, key: str, conversation_id: str, **body: Any) -> 
         api.auth(key),
         {"content": "Tell me about the sun.", "stream": True, **body},
     )
-
-
-def audio_files(api: Api) -> set[str]:
-    root: Path = api.state.settings.data_dir / "audio"
-    return {p.name for p in root.iterdir()}
 
 
 async def snapshot(api: Api, key: str, conversation_id: str) -> Any:
@@ -144,7 +134,7 @@ async def test_a_model_failing_mid_stream_ends_with_error_and_changes_nothing(ap
     api.state.providers.register(ProviderSpec(name, "llm", lambda _s: llm))
     conversation = await api.conversation(key, ai_provider=name, tts_provider="espeak")
     before = await snapshot(api, key, conversation["id"])
-    files = audio_files(api)
+    files = api.audio_files()
     stream = await stream_send(api, key, conversation["id"])
     events = [event async for event in stream.events()]
     assert events[-1].type == "error"
@@ -154,7 +144,7 @@ async def test_a_model_failing_mid_stream_ends_with_error_and_changes_nothing(ap
     assert error["details"] == {"provider": name, "reason": "unavailable", "retryable": True}
     assert error["request_id"] == stream.headers["x-request-id"]
     assert await snapshot(api, key, conversation["id"]) == before
-    assert audio_files(api) == files
+    assert api.audio_files() == files
 
 
 async def test_speech_failing_mid_stream_ends_with_error_and_changes_nothing(api: Api) -> None:
@@ -179,7 +169,7 @@ async def test_a_client_that_hangs_up_stops_the_model_and_frees_its_slot(api: Ap
     llm = held(api, hold_after=3)
     conversation = await api.conversation(key, ai_provider=llm.name, tts_provider="espeak")
     before = await snapshot(api, key, conversation["id"])
-    files = audio_files(api)
+    files = api.audio_files()
     stream = await stream_send(api, key, conversation["id"])
     async for event in stream.events():
         assert event.type == "message"
@@ -193,7 +183,7 @@ async def test_a_client_that_hangs_up_stops_the_model_and_frees_its_slot(api: Ap
     free = await api.client.get("/v1/usage", headers=api.auth(key))
     assert free.status_code == 200, free.text
     assert await snapshot(api, key, conversation["id"]) == before
-    assert audio_files(api) == files
+    assert api.audio_files() == files
 
 
 async def test_errors_found_before_the_stream_are_plain_json(api: Api) -> None:

@@ -57,11 +57,27 @@ RECORDER = """() => {
 }"""
 
 
-def watch_console(page: Any) -> list[str]:
+@pytest.fixture
+def served(tmp_path: Path, server_factory: list[Server]) -> tuple[str, str]:
+    """A fresh server process: its base URL and the free-tier key its first start printed."""
+    server = Server(tmp_path, free_port())
+    server_factory.append(server)
+    server.wait_ready()
+    return server.base, server.first_key
+
+
+def open_page(
+    chromium: Any, base: str, init_script: str | None = None, **options: Any
+) -> tuple[Any, list[str]]:
+    """The page at ``/``, and the console errors it logs (collected from the start)."""
+    page = chromium.new_page(**options)
+    if init_script:
+        page.add_init_script(init_script)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    return problems
+    page.goto(base + "/")
+    return page, problems
 
 
 def wait_until(condition: Any, timeout: float, what: str) -> None:
@@ -72,16 +88,9 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_talking_to_aria_in_the_browser(
-    chromium: Any, tmp_path: Path, server_factory: list[Server]
-) -> None:
-    server = Server(tmp_path, free_port())
-    server_factory.append(server)
-    server.wait_ready()
-    key = next(w for w in server.output.split() if w.startswith("av_test_"))  # free tier
-    page = chromium.new_page()
-    problems = watch_console(page)
-    page.goto(server.base + "/")
+def test_talking_to_aria_in_the_browser(chromium: Any, served: tuple[str, str]) -> None:
+    base, key = served
+    page, problems = open_page(chromium, base)
     assert "session storage only" in page.text_content("#key-note")
     page.wait_for_selector("#avatar option[value='aria-001']", state="attached")
 
@@ -147,17 +156,17 @@ def test_talking_to_aria_in_the_browser(
 
 
 def test_a_phone_with_reduced_motion_and_no_websocket(
-    chromium: Any, tmp_path: Path, server_factory: list[Server]
+    chromium: Any, served: tuple[str, str]
 ) -> None:
-    server = Server(tmp_path, free_port())
-    server_factory.append(server)
-    server.wait_ready()
-    key = next(w for w in server.output.split() if w.startswith("av_test_"))
-    page = chromium.new_page(viewport={"width": 360, "height": 740}, reduced_motion="reduce")
+    base, key = served
     # A network that cannot carry WebSockets: the page must fall back to Server-Sent Events.
-    page.add_init_script("delete window.WebSocket")
-    problems = watch_console(page)
-    page.goto(server.base + "/")
+    page, problems = open_page(
+        chromium,
+        base,
+        "delete window.WebSocket",
+        viewport={"width": 360, "height": 740},
+        reduced_motion="reduce",
+    )
     page.fill("#api-key", key)
     page.wait_for_selector("#avatar option[value='luna-003']", state="attached")
     page.select_option("#avatar", "luna-003")
@@ -177,20 +186,14 @@ def test_a_phone_with_reduced_motion_and_no_websocket(
     assert problems == [], problems
 
 
-def test_the_browser_voice_speaks_the_reply(
-    chromium: Any, tmp_path: Path, server_factory: list[Server]
-) -> None:
-    server = Server(tmp_path, free_port())
-    server_factory.append(server)
-    server.wait_ready()
-    key = next(w for w in server.output.split() if w.startswith("av_test_"))
-    page = chromium.new_page()
+def test_the_browser_voice_speaks_the_reply(chromium: Any, served: tuple[str, str]) -> None:
+    base, key = served
     # Record what the page asks the browser to say (headless Chromium has no voices).
-    page.add_init_script(
-        "window.spoken = []; speechSynthesis.speak = (u) => window.spoken.push(u.text);"
+    page, problems = open_page(
+        chromium,
+        base,
+        "window.spoken = []; speechSynthesis.speak = (u) => window.spoken.push(u.text);",
     )
-    problems = watch_console(page)
-    page.goto(server.base + "/")
     page.fill("#api-key", key)
     page.check("#browser-voice")
     page.click("#start")

@@ -272,7 +272,7 @@ async def test_speech_faults(
     key = await cloud.key(mode="live")
     conversation = await cloud.conversation(key, ai_provider="openai", tts_provider=provider)
     before = await snapshot(cloud, key, conversation["id"])
-    files = set((cloud.state.settings.data_dir / "audio").iterdir())
+    files = cloud.audio_files()
     fakes[provider].state.faults.extend(script)
     response = await send(cloud, key, conversation["id"])
     assert_error(
@@ -281,7 +281,7 @@ async def test_speech_faults(
     synth = [r for r in fakes[provider].state.requests if r.method == "POST"]
     assert len(synth) == attempts
     assert await snapshot(cloud, key, conversation["id"]) == before
-    assert set((cloud.state.settings.data_dir / "audio").iterdir()) == files
+    assert cloud.audio_files() == files
 
 
 async def test_test_mode_never_calls_a_cloud_provider(

@@ -339,7 +339,7 @@ async def test_fallback_answers_and_the_cooldown_skips_the_failing_provider(
     ]
 
 
-async def test_when_every_provider_fails_the_error_names_the_last(
+async def test_when_cloud_providers_fail_the_embedded_model_answers_last(
     with_fallback: Api, fakes: dict[str, FakeServer]
 ) -> None:
     api = with_fallback
@@ -351,6 +351,40 @@ async def test_when_every_provider_fails_the_error_names_the_last(
     reply = (await send(api, key, conversation["id"])).json()
     # local, the last of the chain, still answers.
     assert reply["ai_provider"] == "local"
+
+
+@pytest.fixture(scope="module")
+async def cloud_only_fallback(
+    fakes: dict[str, FakeServer], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    settings = cloud_settings(
+        fakes,
+        tmp_path_factory.mktemp("cloud-only"),
+        ai_fallback="openai,anthropic",
+        fallback_cooldown_s=0,
+    )
+    async for api in running(settings):
+        yield api
+
+
+async def test_when_every_provider_fails_the_error_names_the_last(
+    cloud_only_fallback: Api, fakes: dict[str, FakeServer]
+) -> None:
+    api = cloud_only_fallback
+    key = await api.key(mode="live")
+    conversation = await api.conversation(key, ai_provider="openai", tts_provider="browser")
+    before = await snapshot(api, key, conversation["id"])
+    openai_calls = len(fakes["openai"].state.requests)
+    anthropic_calls = len(fakes["anthropic"].state.requests)
+    fakes["openai"].state.faults.extend(["401"])
+    fakes["anthropic"].state.faults.extend(["500"] * (RETRIES + 1))
+    response = await send(api, key, conversation["id"])
+    error = assert_error(response, 503, "ai_provider_error")
+    # The chain ran openai, then anthropic: the error is anthropic's, with its own reason.
+    assert error["details"] == {"provider": "anthropic", "reason": "unavailable", "retryable": True}
+    assert len(fakes["openai"].state.requests) == openai_calls + 1  # 401 is not retried
+    assert len(fakes["anthropic"].state.requests) == anthropic_calls + RETRIES + 1
+    assert await snapshot(api, key, conversation["id"]) == before
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from avatarium.app import create_app
+from avatarium.core.errors import RateLimitExceededError
 from avatarium.cli import main
 from avatarium.limits.gate import LimitGate
 from avatarium.limits.memory import MemoryBackend
@@ -281,3 +282,30 @@ async def test_in_flight_never_exceeds_the_cap(limited: Api) -> None:
     for response in responses:
         if response.status_code == 429:
             assert response.json()["error"]["details"]["reason"] == "concurrent_requests"
+
+
+async def test_leases_taken_while_degraded_are_renewed_on_the_fallback() -> None:
+    """With Redis down, a request admitted on the in-process fallback keeps its slot for as
+    long as it runs, however much longer than the lease that is."""
+    from tests.fakes.server import free_port
+
+    unreachable = RedisBackend(f"redis://127.0.0.1:{free_port()}/0")
+    gate = LimitGate(unreachable, window_s=60.0, lease_ttl_s=0.3, workers=1)
+    from avatarium.keys.service import Principal
+    from avatarium.limits.policy import Limits
+
+    principal = Principal(
+        "key_x", "acct_degraded", "degraded", "free", "test", "full", Limits(100, 1, 100)
+    )
+    try:
+        held = await gate.admit(principal)
+        assert gate.degraded
+        await asyncio.sleep(1.2)  # four lease lifetimes: only renewal keeps the slot
+        with pytest.raises(RateLimitExceededError) as refused:
+            await gate.admit(principal)
+        assert refused.value.details["reason"] == "concurrent_requests"
+        await held.release()
+        again = await gate.admit(principal)  # released: the slot is free at once
+        await again.release()
+    finally:
+        await gate.aclose()

@@ -20,6 +20,7 @@ import pytest
 from tests.fakes import openai
 from tests.fakes.server import SLOW_SECONDS, FakeServer, free_port
 from tests.test_limits import REDIS_URL
+from tests.waiting import wait_until
 from tests.test_limits_workers import cli
 
 pytestmark = pytest.mark.e2e
@@ -42,14 +43,12 @@ def start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("server did not start")
+    wait_until(
+        lambda: httpx.get(f"{base}/health", timeout=1).status_code == 200,
+        60,
+        "the server to answer /health",
+    )
+    return process, base
 
 
 def prepare(tmp_path: Path, fake: FakeServer) -> tuple[dict[str, str], str, str]:
@@ -135,8 +134,8 @@ def test_a_killed_worker_frees_its_slot_when_the_lease_expires(
     sending = threading.Thread(target=send)
     sending.daemon = True
     sending.start()
-    while not fake.state.requests:  # the request holds its slot and waits on the provider
-        time.sleep(0.02)
+    # The request holds its slot and waits on the provider.
+    wait_until(lambda: fake.state.requests, 10, "the send to reach the provider")
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     killed = time.monotonic()

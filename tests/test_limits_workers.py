@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import service_missing
 from tests.fakes.server import free_port
 from tests.test_limits import REDIS_URL
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -66,13 +67,11 @@ def test_four_workers_admit_exactly_the_limit(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_until(
+            lambda: httpx.get(f"{base}/health", timeout=1).status_code == 200,
+            90,
+            "the four-worker server to answer /health",
+        )
         time.sleep(2)  # let all four workers finish starting
         statuses = asyncio.run(burst(base, key, 1000))
     finally:

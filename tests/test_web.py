@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import service_missing
 from tests.server_process import Server, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -78,14 +79,6 @@ def open_page(
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.goto(base + "/")
     return page, problems
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_talking_to_aria_in_the_browser(chromium: Any, served: tuple[str, str]) -> None:

@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from avatarium.accounts.service import AccountService
 from avatarium.api import health
 from avatarium.api.errors import handle_avatarium_error, handle_http_exception
+from avatarium.api.http_policy import SecurityHeadersMiddleware, cors_middleware
 from avatarium.api.request_context import RequestContextMiddleware
 from avatarium.api.state import AppState
 from avatarium.avatars import router as avatars_router
@@ -151,7 +152,11 @@ def create_app(
             Route("/", web_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[
+            *cors_middleware(settings),
+            Middleware(SecurityHeadersMiddleware, settings=settings),
+            Middleware(RequestContextMiddleware),
+        ],
         exception_handlers={
             AvatariumError: handle_avatarium_error,
             HTTPException: handle_http_exception,

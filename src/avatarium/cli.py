@@ -272,15 +272,25 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
             host=host,
             port=port,
             workers=workers,
-            log_level=settings.log_level,
+            **_server_options(settings),
         )
         return 0
     from avatarium.app import create_app
 
-    uvicorn.run(
-        create_app(settings, migrate=False), host=host, port=port, log_level=settings.log_level
-    )
+    uvicorn.run(create_app(settings, migrate=False), host=host, port=port, **_server_options(settings))
     return 0
+
+
+def _server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options: the guarded HTTP protocol (slow or huge request heads are cut off)
+    and no ``Server`` banner naming the software to attackers."""
+    from avatarium.server_protocol import guarded_protocol
+
+    return {
+        "log_level": settings.log_level,
+        "http": guarded_protocol(settings.header_timeout_s, settings.max_header_bytes),
+        "server_header": False,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from tests.waiting import wait_until
+
 SLOW_SECONDS = 3.0
 
 
@@ -114,11 +116,7 @@ class FakeServer:
 
     def start(self) -> FakeServer:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake server did not start")
-            time.sleep(0.01)
+        wait_until(lambda: self._server.started, 10, "the fake server to start", 0.01)
         return self
 
     def stop(self) -> None:

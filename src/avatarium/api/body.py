@@ -1,4 +1,10 @@
-"""Reading request bodies: the 64 KiB limit, the JSON content type, a JSON object."""
+"""Reading request bodies: the 64 KiB limit, the JSON content type, a JSON object.
+
+Hostile JSON must end in a 400, never a 500: the standard parser raises ``RecursionError``
+on deep nesting and ``ValueError`` on integers past Python's digit limit, and it accepts
+lone UTF-16 surrogates (``"\\ud800"``) and NUL characters, which neither the JSON encoder
+of our responses nor PostgreSQL's text columns can hold.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from avatarium.core.errors import InvalidRequestError, RequestTooLargeError
+from avatarium.core.errors import InvalidParameterError, InvalidRequestError, RequestTooLargeError
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -21,7 +27,12 @@ def _too_large() -> RequestTooLargeError:
 async def read_body(request: Request) -> bytes:
     """The raw body, refusing more than the limit without reading all of it."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES)
+    ):
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
@@ -31,6 +42,65 @@ async def read_body(request: Request) -> bytes:
             raise _too_large()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def decode_json(raw: bytes | str, what: str = "The request body") -> Any:
+    """Parse JSON, turning every parser failure into 400 ``invalid_json`` and every string
+    that cannot be stored into 400 ``invalid_parameter`` naming its field."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise InvalidRequestError(
+            f"{what} is nested too deeply.", details={"reason": "invalid_json"}
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise InvalidRequestError(
+            f"{what} is not valid JSON: {exc}.", details={"reason": "invalid_json"}
+        ) from None
+    # A surrogate or NUL can only come from an escape (or, in bytes, a surrogate's UTF-8
+    # form), so most bodies skip the walk.
+    if (isinstance(raw, bytes) and (b"\\u" in raw or b"\xed" in raw)) or (
+        isinstance(raw, str) and ("\\u" in raw or not raw.isascii())
+    ):
+        reject_unstorable(value, "")
+    return value
+
+
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def reject_unstorable(value: Any, path: str) -> None:
+    """400 ``invalid_parameter`` for the first string, key or value, holding a lone
+    surrogate or a NUL character: it is not valid Unicode text, so the reason is
+    ``invalid_type`` (SPEC's list of reasons has no closer one)."""
+    if isinstance(value, str):
+        if _unstorable(value):
+            raise InvalidParameterError(
+                path or "body",
+                "invalid_type",
+                f"{path or 'The body'} contains a NUL character or a lone UTF-16 surrogate.",
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            field = f"{path}.{key}" if path else key
+            if _unstorable(key):
+                safe = key.encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")
+                raise InvalidParameterError(
+                    f"{path}.{safe}" if path else safe,
+                    "invalid_type",
+                    "A field name contains a NUL character or a lone UTF-16 surrogate.",
+                )
+            reject_unstorable(item, field)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_unstorable(item, f"{path}[{index}]")
 
 
 def parse_object(raw: bytes, content_type: str | None, *, optional: bool = False) -> dict[str, Any]:
@@ -47,12 +117,7 @@ def parse_object(raw: bytes, content_type: str | None, *, optional: bool = False
             "Content-Type must be application/json.",
             details={"reason": "unsupported_content_type", "content_type": media_type or None},
         )
-    try:
-        value = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(
-            f"The request body is not valid JSON: {exc}.", details={"reason": "invalid_json"}
-        ) from exc
+    value = decode_json(raw)
     if not isinstance(value, dict):
         raise InvalidRequestError(
             "The request body must be a JSON object.", details={"reason": "not_an_object"}

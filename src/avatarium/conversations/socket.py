@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from avatarium.api.body import decode_json
 from avatarium.api.endpoint import authenticate_token, bearer_token, check_permission
 from avatarium.api.frames import reply_frames
 from avatarium.api.request_context import current_request_id
@@ -183,10 +183,7 @@ def _parse(text: str | None) -> dict[str, Any]:
     """A client frame: a JSON object with a known ``type``."""
     if text is None:
         raise InvalidRequestError("Frames must be JSON text, not binary.")
-    try:
-        frame = json.loads(text)
-    except ValueError:
-        raise InvalidRequestError("The frame is not valid JSON.") from None
+    frame = decode_json(text, "The frame")
     if not isinstance(frame, dict):
         raise InvalidRequestError("The frame must be a JSON object.")
     kind = frame.get("type")

@@ -68,7 +68,7 @@ class Signer:
 
     def verify_url(self, resource: str, expires: int, signature: str) -> bool:
         """Constant-time check of a signature made by :meth:`sign_url`."""
-        return hmac.compare_digest(self.sign_url(resource, expires), signature)
+        return _same(self.sign_url(resource, expires), signature)
 
     def sign_token(self, payload: str) -> str:
         """A URL-safe signature of a client token's payload."""
@@ -77,4 +77,12 @@ class Signer:
 
     def verify_token(self, payload: str, signature: str) -> bool:
         """Constant-time check of a signature made by :meth:`sign_token`."""
-        return hmac.compare_digest(self.sign_token(payload), signature)
+        return _same(self.sign_token(payload), signature)
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison that any text may reach: ``compare_digest`` raises on a
+    non-ASCII ``str``, and ours are ASCII, so anything else simply does not match."""
+    if not given.isascii():
+        return False
+    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))

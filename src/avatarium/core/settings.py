@@ -72,8 +72,23 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=15.0)
     client_token_ttl_s: int = Field(default=900, ge=10, le=86_400)
     log_level: str = "info"
+    # Browsers on other origins: a comma-separated list of origins given CORS (empty: none).
+    cors_origins: str = ""
+    # Who may frame the web page (the CSP frame-ancestors sources; "'none'" forbids it).
+    frame_ancestors: str = "'self'"
+    # Slow or bloated request heads are cut off (slowloris): seconds to send the whole head,
+    # and its largest size in bytes.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_header_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
+    # An Idempotency-Key claim lives this long unless the work renews it, so a retry after
+    # a crash goes through within about this many seconds.
+    idempotency_lease_s: float = Field(default=4.0, gt=0, le=600)
     # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
     workers: int = Field(default=1, ge=1)
+
+    def cors_origin_list(self) -> list[str]:
+        """The configured CORS origins, without blanks or trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def resolved_database_url(self) -> str:
         """The configured database URL, or SQLite inside the data directory."""

@@ -77,7 +77,9 @@ class LimitGate:
         self.workers = max(1, workers)
         self.degraded = False
         self._fallback: LimiterBackend = MemoryBackend()
-        self._held: dict[str, set[str]] = {}
+        # Leases still running, per backend: those taken on the in-process fallback while
+        # Redis was down must be renewed there too, or a long stream loses its slot.
+        self._held: dict[LimiterBackend, dict[str, set[str]]] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     async def admit(self, principal: Principal) -> Admission:
@@ -137,16 +139,19 @@ class LimitGate:
                 details={"reason": "requests_per_minute", "limit": limits.requests_per_minute},
                 headers={**headers, "Retry-After": str(retry)},
             )
-        self._held.setdefault(slots, set()).add(lease)
+        self._held.setdefault(backend, {}).setdefault(slots, set()).add(lease)
         self._ensure_renewer()
         return _Admitted(self, backend, slots, lease, headers)
 
     async def _release(self, backend: LimiterBackend, key: str, lease: str) -> None:
-        held = self._held.get(key)
+        by_key = self._held.get(backend, {})
+        held = by_key.get(key)
         if held is not None:
             held.discard(lease)
             if not held:
-                del self._held[key]
+                del by_key[key]
+            if not by_key:
+                self._held.pop(backend, None)
         with contextlib.suppress(Exception):  # an unreleased lease expires by itself
             await backend.release(key, lease)
 
@@ -157,9 +162,10 @@ class LimitGate:
     async def _renew_forever(self) -> None:
         while self._held:
             await asyncio.sleep(self.lease_ttl_s / 3)
-            for key, leases in list(self._held.items()):
-                with contextlib.suppress(Exception):  # a missed renewal only shortens a lease
-                    await self.backend.renew(key, list(leases), self.lease_ttl_s)
+            for backend, by_key in list(self._held.items()):
+                for key, leases in list(by_key.items()):
+                    with contextlib.suppress(Exception):  # a missed renewal shortens a lease
+                        await backend.renew(key, list(leases), self.lease_ttl_s)
 
     async def status(self) -> str:
         """``ok``, ``degraded`` (counting per worker) or ``unavailable``."""

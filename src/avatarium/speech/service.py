@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from avatarium.core.clock import Clock
@@ -73,15 +72,19 @@ class SpeechService:
 
     def url(self, base_url: str, clip_id: str) -> str:
         """A fresh signed URL for a clip, valid for the configured time."""
-        expires = int(time.time()) + self._ttl
+        expires = int(self._clock.now().timestamp()) + self._ttl
         signature = self._signer.sign_url(clip_id, expires)
         return f"{base_url}/v1/audio/{clip_id}.mp3?expires={expires}&sig={signature}"
 
     def verify(self, clip_id: str, expires: str | None, signature: str | None) -> bool:
         """Whether a URL's signature is genuine and unexpired."""
-        if not expires or not signature or not expires.isdigit():
+        # ASCII digits only, and no more than a Unix time needs: ``isdigit`` alone admits "²",
+        # and int() refuses strings past 4,300 digits.
+        if not expires or not signature or len(expires) > 12:
             return False
-        if int(expires) < int(time.time()):
+        if not (expires.isascii() and expires.isdigit()):
+            return False
+        if int(expires) < int(self._clock.now().timestamp()):
             return False
         return self._signer.verify_url(clip_id, int(expires), signature)
 

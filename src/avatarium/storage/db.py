@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -76,6 +77,18 @@ def _time_queries(engine: Engine) -> None:
             timings.add("db", (time.perf_counter() - started) * 1000.0)
 
 
+def _create_private(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600) before SQLite does
+    (it would follow the umask, usually world-readable). SQLite gives its -wal and -shm
+    files the same permissions as the database file."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Database:
     """One engine and the two ways to run a unit of work on it."""
 
@@ -85,6 +98,7 @@ class Database:
         self._async_engine: AsyncEngine | None = None
         self._executor: ThreadPoolExecutor | None = None
         if self.is_sqlite:
+            _create_private(url)
             self._engine = create_engine(
                 _sync_sqlite_url(url),
                 connect_args={"timeout": 30, "check_same_thread": False},

@@ -1,0 +1,117 @@
+"""uvicorn's HTTP protocol with a deadline and a size limit on each request head.
+
+uvicorn limits how long a connection may sit idle between requests, but not how long a
+client may take to send a request's head, nor (with httptools) how large that head may be:
+a client trickling one header line every few seconds (slowloris) holds a connection, and a
+worker's file descriptors, for ever. Here every request head must arrive whole within
+``header_timeout_s`` of its first byte (or of the connection opening), else the connection
+is closed; a head over ``max_header_bytes`` is answered 413 ``request_too_large`` and
+closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` with a head deadline and a head size limit."""
+
+    def __init__(
+        self, *args: Any, header_timeout_s: float, max_header_bytes: int, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timeout_s = header_timeout_s
+        self._max_header_bytes = max_header_bytes
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._head_too_large = False
+
+    # The head's clock starts when the connection opens and at each new request.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_clock()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_head_clock()
+
+    def _start_head_clock(self) -> None:
+        self._head_bytes = 0
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self._header_timeout_s, self._head_too_slow)
+
+    def _stop_head_clock(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()  # nothing useful was said in time: no answer is owed
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        if not self._head_too_large:
+            super().on_header(name, value)
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self._max_header_bytes:
+            self._head_too_large = True
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_clock()
+        if self._head_too_large:
+            return  # answered in data_received, once the parser has returned
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_too_large:
+            return
+        super().data_received(data)
+        if self._head_too_large and not self.transport.is_closing():
+            self._refuse_large_head()
+
+    def _refuse_large_head(self) -> None:
+        self._stop_head_clock()
+        body = orjson.dumps(
+            {
+                "error": {
+                    "code": "request_too_large",
+                    "message": f"The request's headers are larger than "
+                    f"{self._max_header_bytes} bytes.",
+                    "details": {"limit": self._max_header_bytes, "reason": "headers"},
+                }
+            }
+        )
+        head = (
+            b"HTTP/1.1 413 Request Entity Too Large\r\n"
+            b"content-type: application/json\r\nconnection: close\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        self.transport.write(head + body)
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_clock()
+        super().connection_lost(exc)
+
+
+def guarded_protocol(header_timeout_s: float, max_header_bytes: int) -> Any:
+    """The protocol factory to hand uvicorn (``http=``); picklable for worker processes."""
+    return functools.partial(
+        GuardedHttpToolsProtocol,
+        header_timeout_s=header_timeout_s,
+        max_header_bytes=max_header_bytes,
+    )

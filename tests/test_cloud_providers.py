@@ -353,6 +353,47 @@ async def test_when_cloud_providers_fail_the_embedded_model_answers_last(
     assert reply["ai_provider"] == "local"
 
 
+async def test_a_cancelled_cloud_reply_charges_an_estimate_marked_as_such(
+    cloud: Api, fakes: dict[str, FakeServer]
+) -> None:
+    """OpenAI reports usage only at the end of a stream: a reply cancelled before that is
+    charged an estimate from its prompt and the text it wrote, and counted as estimated."""
+    from avatarium.conversations.prompt import build_prompt
+    from avatarium.providers.llm.base import ChatMessage
+    from tests.asgi_live import open_socket
+
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider="openai", tts_provider="browser")
+    before = (await cloud.client.get("/v1/usage", headers=cloud.auth(key))).json()
+    fakes["openai"].state.faults.append("stall")  # two words, then silence
+    socket = open_socket(
+        cloud.app, f"/v1/conversations/{conversation['id']}/ws", cloud.auth(key)
+    )
+    assert (await socket.receive() or {})["type"] == "ready"
+    content = "Hello there"
+    await socket.send({"type": "message", "content": content})
+    written = ""
+    while written.count(" ") < 1 or not written.split(" ")[1]:
+        frame = await socket.receive()
+        assert frame is not None and frame["type"] == "message.delta", frame
+        written += frame["delta"]
+    await socket.send({"type": "cancel"})
+    assert (await socket.until("cancelled", "done", "error"))[-1]["type"] == "cancelled"
+    await socket.close()
+    after = (await cloud.client.get("/v1/usage", headers=cloud.auth(key))).json()
+    provider = cloud.state.providers.llm("openai")
+    assert provider is not None
+    system = conversation.get("system_prompt") or cloud.state.avatars.get("aria-001").personality
+    prompt = build_prompt(provider, system, [], content)
+    base = provider.count_tokens(prompt)
+    expected = base + max(
+        1, provider.count_tokens([*prompt, ChatMessage("assistant", written)]) - base
+    )
+    charged = after["ai_tokens"] - before["ai_tokens"]
+    assert charged == expected > 0
+    assert after["ai_tokens_estimated"] - before["ai_tokens_estimated"] == charged
+
+
 @pytest.fixture(scope="module")
 async def cloud_only_fallback(
     fakes: dict[str, FakeServer], tmp_path_factory: pytest.TempPathFactory

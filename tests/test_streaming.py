@@ -228,3 +228,38 @@ async def test_browser_speech_streams_text_only(api: Api) -> None:
     assert {e.type for e in events} == {"message", "done"}
     done = events[-1].json()
     assert done["audio_url"] is None and done["speech"]["provider"] == "browser"
+
+
+async def test_a_hung_up_embedded_reply_charges_the_tokens_it_generated(api: Api) -> None:
+    """The embedded engine counts every token it ran, so a reply stopped early is charged
+    exactly: its prompt and the tokens produced before the stop, and nothing estimated."""
+    from avatarium.conversations.prompt import build_prompt
+
+    key = await api.key(account=f"cancel-usage-{secrets.token_hex(3)}")
+    conversation = await api.conversation(key)  # test mode: the embedded model
+    before = (await api.client.get("/v1/usage", headers=api.auth(key))).json()
+    stream = await stream_send(api, key, conversation["id"])
+    deltas = 0
+    async for event in stream.events():
+        if event.type == "message":
+            deltas += 1
+            if deltas == 2:
+                break
+    await stream.hang_up()
+    after = (await api.client.get("/v1/usage", headers=api.auth(key))).json()
+    local = api.state.providers.llm("local")
+    assert local is not None
+    prompt = build_prompt(local, conversation_prompt(api, conversation), [], "Tell me about the sun.")
+    prompt_tokens = local.count_tokens(prompt)
+    charged = after["ai_tokens"] - before["ai_tokens"]
+    # At least the prompt and one token per text event seen; at most the reply's bound.
+    max_reply = api.state.settings.local_max_tokens
+    assert prompt_tokens + deltas <= charged <= prompt_tokens + max_reply, (charged, prompt_tokens)
+    assert after["ai_tokens_estimated"] == before["ai_tokens_estimated"]
+    assert after["messages"]["used"] == before["messages"]["used"]  # a stopped reply is free
+
+
+def conversation_prompt(api: Api, conversation: dict[str, Any]) -> str:
+    avatar = api.state.avatars.get(conversation["avatar_id"])
+    assert avatar is not None
+    return avatar.personality

@@ -78,7 +78,9 @@ def build_state(
     avatars = AvatarCatalog(settings.avatars_file)
     providers = providers or ProviderRegistry(settings)
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
-    idempotency = IdempotencyStore(db, clock, settings.idempotency_ttl_s)
+    idempotency = IdempotencyStore(
+        db, clock, settings.idempotency_ttl_s, settings.idempotency_lease_s
+    )
     conversations = ConversationService(
         db,
         clock,

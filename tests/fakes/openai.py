@@ -129,6 +129,8 @@ def build(
         events.append((None, "[DONE]"))
         if fault == "cut":
             return sse(events, cut_after=3)
+        if fault == "stall":  # two words of text, then silence
+            return sse(events, stall_after=3)
         return sse(events)
 
     return Starlette(routes=[Route(f"{prefix}/chat/completions", completions, methods=["POST"])])

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from tests.waiting import wait_until
 
 SLOW_SECONDS = 3.0
+STALL_SECONDS = 30.0
 
 
 @dataclass
@@ -71,13 +72,20 @@ async def record(state: FakeState, request: Request) -> tuple[Recorded, str | No
     return entry, fault
 
 
-def sse(events: list[tuple[str | None, str]], cut_after: int | None = None) -> StreamingResponse:
-    """A text/event-stream body; ``cut_after`` drops the connection after that many events."""
+def sse(
+    events: list[tuple[str | None, str]],
+    cut_after: int | None = None,
+    stall_after: int | None = None,
+) -> StreamingResponse:
+    """A text/event-stream body; ``cut_after`` drops the connection after that many events,
+    ``stall_after`` goes quiet after that many (for STALL_SECONDS, or until the client goes)."""
 
     async def body() -> AsyncIterator[bytes]:
         for index, (name, data) in enumerate(events):
             if cut_after is not None and index == cut_after:
                 raise ConnectionResetError("scripted: stream cut mid-way")
+            if stall_after is not None and index == stall_after:
+                await asyncio.sleep(STALL_SECONDS)
             head = f"event: {name}\n" if name else ""
             yield f"{head}data: {data}\n\n".encode()
             await asyncio.sleep(0)

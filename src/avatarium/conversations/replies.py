@@ -41,7 +41,7 @@ from avatarium.keys.service import Principal
 from avatarium.providers.byok import unseal
 from avatarium.providers.errors import FailureCategory, ProviderError, as_api_error
 from avatarium.providers.fallback import parse_chain
-from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider
+from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider, TokenMeter
 from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.speech.chunker import SentenceChunker
@@ -84,12 +84,49 @@ class Voiced:
 
 
 @dataclass(slots=True)
+class _Generation:
+    """The provider generating now, its prompt, its meter and the text it has written."""
+
+    provider: LLMProvider
+    prompt: list[ChatMessage]
+    meter: TokenMeter
+    parts: list[str] = field(default_factory=list)
+
+    def cost(self) -> tuple[int, bool]:
+        """(tokens, estimated): what the engine or vendor reported so far; whatever it did
+        not report is estimated with the provider's own counter."""
+        estimated = False
+        prompt = self.meter.prompt_tokens
+        if prompt is None:
+            prompt, estimated = self.provider.count_tokens(self.prompt), True
+        completion = self.meter.completion_tokens
+        if completion is None:
+            text = "".join(self.parts)
+            completion = 0
+            if text:
+                written = [*self.prompt, ChatMessage("assistant", text)]
+                completion = max(
+                    1,
+                    self.provider.count_tokens(written) - self.provider.count_tokens(self.prompt),
+                )
+                estimated = True
+        return prompt + completion, estimated
+
+
+@dataclass(slots=True)
 class _Spent:
     """What a reply has written and its model cost so far (the cost counts even if it
     fails; what its speech cost, the ReplyVoice knows)."""
 
     text: str = ""
     ai_tokens: int = 0
+    generation: _Generation | None = None  # the provider at work, until its Usage came
+
+    def model_cost(self) -> tuple[int, bool]:
+        """(tokens, estimated) to charge for the model, whether or not it finished."""
+        if self.ai_tokens or self.generation is None:
+            return self.ai_tokens, False
+        return self.generation.cost()
 
 
 @dataclass
@@ -237,7 +274,7 @@ class ReplyService:
         """Text first, then the speech of all of it in one piece: for clients that wait for
         the whole reply anyway (one vendor call, prosody across sentences, least overhead)."""
         parts: list[str] = []
-        async for event in self._generate(send):
+        async for event in self._generate(send, spent):
             if isinstance(event, TextDelta):
                 parts.append(event.text)
                 yield event
@@ -261,7 +298,7 @@ class ReplyService:
         async def write() -> None:
             parts: list[str] = []
             try:
-                async for event in self._generate(send):
+                async for event in self._generate(send, spent):
                     if isinstance(event, TextDelta):
                         parts.append(event.text)
                         out.put_nowait(event)
@@ -320,11 +357,14 @@ class ReplyService:
     async def _discard(self, send: PreparedSend, voice: ReplyVoice, spent: _Spent) -> None:
         """Remove every trace of a failed or cancelled reply (but count what it cost)."""
         await voice.discard()
-        await send.reservation.release(spent.ai_tokens, voice.characters)
+        ai_tokens, estimated = spent.model_cost()
+        await send.reservation.release(ai_tokens, voice.characters, estimated=estimated)
         if send.attempt is not None:
             await self._c.idempotency.abandon(send.attempt)
 
-    async def _generate(self, send: PreparedSend) -> AsyncIterator[TextDelta | Usage]:
+    async def _generate(
+        self, send: PreparedSend, spent: _Spent
+    ) -> AsyncIterator[TextDelta | Usage]:
         """The first provider of the chain that answers; a provider that fails before it
         wrote anything hands over to the next (after its own retries)."""
         c = self._c
@@ -349,7 +389,10 @@ class ReplyService:
             # The conversation's model name means something only to its own provider.
             own = candidate.name == send.conversation.ai_provider
             model = send.conversation.model if own else None
-            stream = candidate.provider.stream(ChatRequest(prompt, model))
+            meter = TokenMeter()
+            generation = _Generation(candidate.provider, prompt, meter)
+            spent.generation = generation  # what a stop from here on is charged
+            stream = candidate.provider.stream(ChatRequest(prompt, model, meter))
             wrote = False
             try:
                 while True:
@@ -361,7 +404,9 @@ class ReplyService:
                     finally:
                         if timings is not None:
                             timings.add("ai", (time.perf_counter() - started) * 1000.0)
-                    wrote = wrote or isinstance(event, TextDelta)
+                    if isinstance(event, TextDelta):
+                        wrote = True
+                        generation.parts.append(event.text)
                     yield event
             except ProviderError as error:
                 c.health.failed("llm", candidate.name)

@@ -54,6 +54,9 @@ async def create_conversation(call: Call) -> Response:
         if claimed is not None:
             await call.state.conversations.idempotency.abandon(claimed)
         raise
+    finally:
+        if claimed is not None:
+            claimed.stop_renewing()
     return JSONResponse(result)
 
 
@@ -122,13 +125,17 @@ async def send_message(call: Call) -> Response:
             on_close=call.hold_admission(),  # the limit headers come from the pipeline
         )
     prepared.attempt = claimed
-    # The non-streamed reply is the event stream collected.
-    async with aclosing(replies.run(prepared)) as events:
-        async for event in events:
-            if isinstance(event, Done):
-                return JSONResponse(event.message)
-            if isinstance(event, ErrorEvent):
-                return error_response(event.error)
+    try:
+        # The non-streamed reply is the event stream collected.
+        async with aclosing(replies.run(prepared)) as events:
+            async for event in events:
+                if isinstance(event, Done):
+                    return JSONResponse(event.message)
+                if isinstance(event, ErrorEvent):
+                    return error_response(event.error)
+    finally:
+        if claimed is not None:
+            claimed.stop_renewing()
     raise RuntimeError("reply stream ended without Done or ErrorEvent")
 
 

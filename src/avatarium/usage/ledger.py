@@ -35,6 +35,7 @@ def _build_upsert(insert: Any) -> Any:
         messages_used=bindparam("messages_used"),
         ai_tokens=bindparam("ai_tokens"),
         tts_characters=bindparam("tts_characters"),
+        ai_tokens_estimated=bindparam("ai_tokens_estimated"),
     )
     added = statement.excluded
     return statement.on_conflict_do_update(
@@ -43,6 +44,7 @@ def _build_upsert(insert: Any) -> Any:
             "messages_used": UsagePeriod.messages_used + added.messages_used,
             "ai_tokens": UsagePeriod.ai_tokens + added.ai_tokens,
             "tts_characters": UsagePeriod.tts_characters + added.tts_characters,
+            "ai_tokens_estimated": UsagePeriod.ai_tokens_estimated + added.ai_tokens_estimated,
         },
     )
 
@@ -77,13 +79,22 @@ class Reservation:
         if self.id is not None:
             session.execute(delete(QuotaReservation).where(QuotaReservation.id == self.id))
 
-    async def release(self, ai_tokens: int = 0, tts_characters: int = 0) -> None:
-        """The reply failed: free the place, but count what the providers were paid for."""
+    async def release(
+        self, ai_tokens: int = 0, tts_characters: int = 0, *, estimated: bool = False
+    ) -> None:
+        """The reply failed: free the place, but count what the providers were paid for
+        (``estimated``: the model's tokens were estimated from its text)."""
 
         def work(session: Session) -> None:
             if ai_tokens or tts_characters:
                 self.ledger.add_in(
-                    session, self.account_id, self.period, 0, ai_tokens, tts_characters
+                    session,
+                    self.account_id,
+                    self.period,
+                    0,
+                    ai_tokens,
+                    tts_characters,
+                    ai_tokens_estimated=ai_tokens if estimated else 0,
                 )
             if self.id is not None:
                 session.execute(delete(QuotaReservation).where(QuotaReservation.id == self.id))
@@ -118,6 +129,8 @@ class UsageLedger:
         messages: int,
         ai_tokens: int,
         tts_characters: int,
+        *,
+        ai_tokens_estimated: int = 0,
     ) -> None:
         """Add to the period's counters: one prebuilt upsert (it runs in every send)."""
         session.execute(
@@ -128,6 +141,7 @@ class UsageLedger:
                 "messages_used": messages,
                 "ai_tokens": ai_tokens,
                 "tts_characters": tts_characters,
+                "ai_tokens_estimated": ai_tokens_estimated,
             },
         )
 
@@ -200,6 +214,7 @@ class UsageLedger:
                 "remaining": None if limit is None else max(0, limit - used),
             },
             "ai_tokens": row.ai_tokens if row else 0,
+            "ai_tokens_estimated": row.ai_tokens_estimated if row else 0,
             "tts_characters": row.tts_characters if row else 0,
             "limits": {
                 "requests_per_minute": principal.limits.requests_per_minute,

@@ -22,6 +22,9 @@ class UsagePeriod(Base):
     messages_used: Mapped[int] = mapped_column(Integer, default=0)
     ai_tokens: Mapped[int] = mapped_column(Integer, default=0)
     tts_characters: Mapped[int] = mapped_column(Integer, default=0)
+    # Of ai_tokens, those estimated from the text: a cloud reply cancelled before the vendor
+    # reported its usage.
+    ai_tokens_estimated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class QuotaReservation(Base):

@@ -58,6 +58,7 @@ class AnthropicProvider(CloudLLM):
                     usage = (payload.get("message") or {}).get("usage") or {}
                     input_tokens = int(usage.get("input_tokens", 0))
                     output_tokens = int(usage.get("output_tokens", 0))
+                    request.meter.prompt_tokens = input_tokens
                 elif kind == "content_block_delta":
                     delta = payload.get("delta") or {}
                     if delta.get("type") == "text_delta" and delta.get("text"):
@@ -65,6 +66,7 @@ class AnthropicProvider(CloudLLM):
                 elif kind == "message_delta":
                     usage = payload.get("usage") or {}
                     output_tokens = int(usage.get("output_tokens", output_tokens))
+                    request.meter.completion_tokens = output_tokens
                 elif kind == "message_stop":
                     stopped = True  # read on to the body's end to keep the connection
                 elif kind == "error":

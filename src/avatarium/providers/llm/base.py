@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from avatarium.core.events import TextDelta, Usage
@@ -17,12 +17,24 @@ class ChatMessage:
     content: str
 
 
+@dataclass(slots=True)
+class TokenMeter:
+    """Tokens a generation has used so far, as its engine or vendor reported them (None:
+    not reported). A reply stopped before its closing ``Usage`` event is charged from this,
+    and whatever is None here is estimated from the prompt and the text written."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """What to generate: the full prompt (system first) and the model to use."""
+    """What to generate: the full prompt (system first), the model to use, and the meter
+    the provider keeps up to date while it generates."""
 
     messages: list[ChatMessage]
     model: str | None = None
+    meter: TokenMeter = field(default_factory=TokenMeter)
 
 
 @runtime_checkable

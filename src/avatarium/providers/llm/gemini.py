@@ -80,6 +80,10 @@ class GeminiProvider(CloudLLM):
                 usage = chunk.get("usageMetadata") or {}
                 if usage.get("totalTokenCount"):
                     tokens = int(usage["totalTokenCount"])
+                if "promptTokenCount" in usage:  # Gemini reports usage so far in every chunk
+                    request.meter.prompt_tokens = int(usage["promptTokenCount"])
+                if "candidatesTokenCount" in usage:
+                    request.meter.completion_tokens = int(usage["candidatesTokenCount"])
         if not finished:
             raise ProviderError(
                 FailureCategory.UNAVAILABLE, self.name, "the stream ended before the reply did"

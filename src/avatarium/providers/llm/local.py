@@ -66,6 +66,11 @@ class LocalProvider:
         def put(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        meter = request.meter
+
+        def count(prompt_tokens: int, produced: int) -> None:
+            meter.prompt_tokens, meter.completion_tokens = prompt_tokens, produced
+
         def run() -> None:
             try:
                 counts = engine.generate(
@@ -74,6 +79,7 @@ class LocalProvider:
                     self._temperature,
                     lambda text: put(TextDelta(text)),
                     cancelled,
+                    count,
                 )
                 put(Usage(ai_tokens=sum(counts)))
             except Exception as exc:  # surfaced to the consumer as a provider failure

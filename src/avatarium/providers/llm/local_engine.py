@@ -64,9 +64,14 @@ class LocalEngine:
         temperature: float,
         on_text: Callable[[str], None],
         cancelled: threading.Event,
+        on_token: Callable[[int, int], None] | None = None,
     ) -> tuple[int, int]:
-        """Generate into ``on_text``; returns (prompt tokens, completion tokens). Blocking."""
+        """Generate into ``on_text``; returns (prompt tokens, completion tokens). Blocking.
+        ``on_token`` hears the counts so far after each token (a reply stopped early is
+        charged exactly what it cost)."""
         tokens = self.tokenize(prompt)
+        if on_token is not None:
+            on_token(len(tokens), 0)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         with self._lock:
@@ -76,6 +81,8 @@ class LocalEngine:
                 if cancelled.is_set() or token in self._stop_ids:
                     break
                 produced += 1
+                if on_token is not None:
+                    on_token(len(tokens), produced)
                 piece = decoder.decode(self._llm.detokenize([token]))
                 if piece:
                     on_text(piece)

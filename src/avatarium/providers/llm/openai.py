@@ -65,6 +65,8 @@ class OpenAICompatibleProvider(CloudLLM):
                     tokens = int(usage.get("total_tokens") or 0) or (
                         int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
                     )
+                    request.meter.prompt_tokens = int(usage.get("prompt_tokens", 0))
+                    request.meter.completion_tokens = int(usage.get("completion_tokens", 0))
         if not finished:
             # The SDKs end a stream cut mid-way without an error; a reply with no
             # finish_reason is incomplete, and storing it would store half an answer.

@@ -22,12 +22,13 @@ def free_port() -> int:
 class Server:
     """A server process with its output collected."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str] | None = None) -> None:
         env = {
             **os.environ,
             "AVATARIUM_DATA_DIR": str(data_dir),
             "AVATARIUM_LOCAL_MAX_TOKENS": "40",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         env.pop("AVATARIUM_DATABASE_URL", None)
         self.base = f"http://127.0.0.1:{port}"

@@ -197,3 +197,10 @@ def register_held(api: Api, pieces: list[str], hold_after: int | None = None) ->
     llm = HeldLLM(f"held-{secrets.token_hex(3)}", pieces, hold_after)
     api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
     return llm
+
+
+def personality(api: Api, conversation: dict[str, Any]) -> str:
+    """The system prompt a conversation created without one uses: its avatar's personality."""
+    avatar = api.state.avatars.get(conversation["avatar_id"])
+    assert avatar is not None
+    return avatar.personality

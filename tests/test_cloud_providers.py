@@ -17,7 +17,7 @@ from avatarium.speech.mp3 import mp3_duration_ms
 from tests.conftest import make_settings
 from tests.fakes import anthropic, gemini, openai, speech
 from tests.fakes.server import FakeServer
-from tests.support import Api, OffsetClock, assert_error
+from tests.support import Api, OffsetClock, assert_error, personality
 
 TIMEOUT_S = 1.0
 RETRIES = 2
@@ -383,8 +383,7 @@ async def test_a_cancelled_cloud_reply_charges_an_estimate_marked_as_such(
     after = (await cloud.client.get("/v1/usage", headers=cloud.auth(key))).json()
     provider = cloud.state.providers.llm("openai")
     assert provider is not None
-    system = conversation.get("system_prompt") or cloud.state.avatars.get("aria-001").personality
-    prompt = build_prompt(provider, system, [], content)
+    prompt = build_prompt(provider, personality(cloud, conversation), [], content)
     base = provider.count_tokens(prompt)
     expected = base + max(
         1, provider.count_tokens([*prompt, ChatMessage("assistant", written)]) - base

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.registry import ProviderSpec
-from tests.support import Api, ScriptedLLM, assert_error
+from tests.support import Api, ScriptedLLM, assert_error, personality
 
 
 async def account_with_quota(api: Api, quota: int) -> tuple[str, str]:
@@ -100,7 +100,16 @@ async def test_failed_replies_use_no_quota_but_their_cost_is_counted(api: Api) -
     ).json()
     usage = (await api.client.get("/v1/usage", headers=api.auth(key))).json()
     assert usage["messages"] == {"used": 1, "limit": 5, "remaining": 4}
-    assert usage["ai_tokens"] == reply["usage"]["ai_tokens"]
+    # Each failed reply wrote its text before failing, without reporting usage: it is
+    # charged an estimate (prompt + text, by the provider's own counter), marked as such.
+    from avatarium.conversations.prompt import build_prompt
+    from avatarium.providers.llm.base import ChatMessage
+
+    prompt = build_prompt(llm, personality(api, broken), [], "hi")
+    written = "".join(word + " " for word in llm.text.split(" "))
+    each = llm.count_tokens([*prompt, ChatMessage("assistant", written)])
+    assert usage["ai_tokens_estimated"] == 3 * each
+    assert usage["ai_tokens"] == reply["usage"]["ai_tokens"] + 3 * each
     assert usage["tts_characters"] == reply["usage"]["tts_characters"] > 0
 
 

@@ -11,7 +11,15 @@ from avatarium.providers.registry import ProviderSpec
 from avatarium.speech.mp3 import mp3_duration_ms
 from tests.asgi_live import open_stream
 from tests.sse import SSEEvent
-from tests.support import Api, FailingTTS, HeldLLM, ScriptedLLM, assert_error, register_held
+from tests.support import (
+    Api,
+    FailingTTS,
+    HeldLLM,
+    ScriptedLLM,
+    assert_error,
+    personality,
+    register_held,
+)
 
 SENTENCES = ["The sun is a star. ", "It is very hot. ", "Plants need its light to grow."]
 
@@ -249,7 +257,7 @@ async def test_a_hung_up_embedded_reply_charges_the_tokens_it_generated(api: Api
     after = (await api.client.get("/v1/usage", headers=api.auth(key))).json()
     local = api.state.providers.llm("local")
     assert local is not None
-    prompt = build_prompt(local, conversation_prompt(api, conversation), [], "Tell me about the sun.")
+    prompt = build_prompt(local, personality(api, conversation), [], "Tell me about the sun.")
     prompt_tokens = local.count_tokens(prompt)
     charged = after["ai_tokens"] - before["ai_tokens"]
     # At least the prompt and one token per text event seen; at most the reply's bound.
@@ -257,9 +265,3 @@ async def test_a_hung_up_embedded_reply_charges_the_tokens_it_generated(api: Api
     assert prompt_tokens + deltas <= charged <= prompt_tokens + max_reply, (charged, prompt_tokens)
     assert after["ai_tokens_estimated"] == before["ai_tokens_estimated"]
     assert after["messages"]["used"] == before["messages"]["used"]  # a stopped reply is free
-
-
-def conversation_prompt(api: Api, conversation: dict[str, Any]) -> str:
-    avatar = api.state.avatars.get(conversation["avatar_id"])
-    assert avatar is not None
-    return avatar.personality

@@ -155,9 +155,11 @@ def create_app(
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],
         middleware=[
-            *cors_middleware(settings),
-            Middleware(SecurityHeadersMiddleware, settings=settings),
+            # Outermost first: every answer, a refused CORS preflight included, gets a
+            # request id and the security headers.
             Middleware(RequestContextMiddleware),
+            Middleware(SecurityHeadersMiddleware, settings=settings),
+            *cors_middleware(settings),
         ],
         exception_handlers={
             AvatariumError: handle_avatarium_error,

@@ -76,6 +76,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return  # answered in data_received, once the parser has returned
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._head_too_large:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._head_too_large:
+            super().on_message_complete()
+
     def data_received(self, data: bytes) -> None:
         if self._head_too_large:
             return

@@ -94,14 +94,17 @@ class _Generation:
 
     def cost(self) -> tuple[int, bool]:
         """(tokens, estimated): what the engine or vendor reported so far; whatever it did
-        not report is estimated with the provider's own counter."""
+        not report is estimated with the provider's own counter. A provider that failed
+        before reporting or writing anything is charged nothing (vendors bill no refusal)."""
+        text = "".join(self.parts)
+        if self.meter.prompt_tokens is None and self.meter.completion_tokens is None and not text:
+            return 0, False
         estimated = False
         prompt = self.meter.prompt_tokens
         if prompt is None:
             prompt, estimated = self.provider.count_tokens(self.prompt), True
         completion = self.meter.completion_tokens
         if completion is None:
-            text = "".join(self.parts)
             completion = 0
             if text:
                 written = [*self.prompt, ChatMessage("assistant", text)]

@@ -9,6 +9,7 @@
    (bench/cloud.py).
 5. The rate limiter: cost per request on each backend, over-admission in a burst across four
    workers, authenticated GETs per second with Redis and two workers (bench/limits.py).
+7. A send's overhead against conversation length, 0 to 10,000 messages (bench/history.py).
 6. Streamed replies: time from the request to the first `audio` event and to `done`, over
    replies of three or more sentences (bench/streaming.py).
 """
@@ -186,7 +187,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("model", "speech", "server", "cloud", "limits", "streaming"),
+        choices=("model", "speech", "server", "cloud", "history", "limits", "streaming"),
         default=None,
     )
     args = parser.parse_args()
@@ -204,6 +205,11 @@ def main() -> None:
         from cloud import bench_cloud  # bench/cloud.py: starts the vendor fakes
 
         bench_cloud()
+        print()
+    if args.only in (None, "history"):
+        from history import bench_history  # bench/history.py: cost against length
+
+        bench_history()
         print()
     if args.only in (None, "streaming"):
         from streaming import bench_streaming  # bench/streaming.py: SSE, first audio

@@ -10,6 +10,7 @@ from avatarium.conversations.prompt import Turn, build_prompt
 from avatarium.core.errors import InvalidParameterError
 from avatarium.providers.llm.local import LocalProvider
 from tests.conftest import make_settings
+from tests.support import Api
 
 
 def history(turns: int) -> list[Turn]:
@@ -72,3 +73,31 @@ def test_counts_add_up_to_the_whole_prompt(small_model: LocalProvider) -> None:
     prompt = build_prompt(small_model, "Be brief, and kind.", history(2), "Ünïcode? ✓ 3.5 ok")
     whole = len(small_model.engine().tokenize(chatml([(m.role, m.content) for m in prompt])))
     assert small_model.count_tokens(prompt) == whole
+
+
+async def test_a_send_reads_only_the_newest_messages(api: Api) -> None:
+    """However long the conversation, a send reads at most history_max_messages of it."""
+    from avatarium.providers.registry import ProviderSpec
+    from tests.support import ScriptedLLM
+
+    llm = ScriptedLLM(f"recording-{api.backend}", text="Noted.")
+    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
+    key = await api.key(mode="live")
+    conversation = await api.conversation(key, ai_provider=llm.name, tts_provider="browser")
+    path = f"/v1/conversations/{conversation['id']}/messages"
+    settings = api.state.settings
+    saved = settings.history_max_messages
+    settings.history_max_messages = 4
+    try:
+        for index in range(5):
+            response = await api.client.post(
+                path, json={"content": f"message {index}"}, headers=api.auth(key)
+            )
+            assert response.status_code == 200, response.text
+    finally:
+        settings.history_max_messages = saved
+    last = llm.requests[-1].messages
+    assert [m.content for m in last[1:]] == [
+        "message 2", "Noted.", "message 3", "Noted.", "message 4"
+    ]  # fmt: skip
+

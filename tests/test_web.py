@@ -198,3 +198,105 @@ def test_the_browser_voice_speaks_the_reply(chromium: Any, served: tuple[str, st
     assert page.evaluate("window.spoken[0]") == reply and reply
     assert page.get_attribute("#avatar-view", "data-audio-time") is None  # no server audio
     assert problems == [], problems
+
+
+EMBED_JS = """
+export async function run(base, key) {
+  const json = { "Content-Type": "application/json" };
+  const created = await fetch(base + "/v1/conversations", {
+    method: "POST", headers: { ...json, Authorization: "Bearer " + key,
+                               "Idempotency-Key": crypto.randomUUID() },
+    body: JSON.stringify({ avatar_id: "aria-001" }) });
+  const conversation = await created.json();
+  const issued = await (await fetch(base + `/v1/conversations/${conversation.id}/client_tokens`, {
+    method: "POST", headers: { Authorization: "Bearer " + key } })).json();
+  // The SSE fallback of docs/embedding.md: a POST with the token, the body read as a stream.
+  const response = await fetch(base + `/v1/conversations/${conversation.id}/messages`, {
+    method: "POST", headers: { ...json, Authorization: "Bearer " + issued.token },
+    body: JSON.stringify({ content: "Hello from another site!", stream: true }) });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const events = [];
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf("\\n\\n")) >= 0) {
+      const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+      const name = (block.match(/^event: (.*)$/m) || [])[1];
+      const data = (block.match(/^data: (.*)$/m) || [])[1];
+      if (name) events.push({ name, data: JSON.parse(data) });
+    }
+  }
+  // Then the speech, fetched and decoded as the page's player does.
+  const context = new OfflineAudioContext(1, 22050, 22050);
+  const durations = [];
+  for (const event of events.filter(e => e.name === "audio")) {
+    const bytes = await (await fetch(event.data.url)).arrayBuffer();
+    durations.push((await context.decodeAudioData(bytes)).duration);
+  }
+  return {
+    remaining: created.headers.get("X-RateLimit-Remaining"),
+    requestId: response.headers.get("X-Request-Id"),
+    kinds: events.map(e => e.name),
+    durations,
+  };
+}
+"""
+
+
+def _static_site(directory: Path) -> tuple[str, Any]:
+    """A plain static file server on another loopback port: another origin."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}", httpd
+
+
+def test_a_page_on_another_origin_streams_and_plays_with_cors(
+    chromium: Any, tmp_path: Path, server_factory: list[Server]
+) -> None:
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    (site_dir / "embed.js").write_text(EMBED_JS)
+    (site_dir / "index.html").write_text(
+        '<!doctype html><meta charset="utf-8"><title>shop</title>'
+        '<script type="module">import("/embed.js").then(m => window.embed = m)</script>'
+    )
+    allowed, allowed_httpd = _static_site(site_dir)
+    other, other_httpd = _static_site(site_dir)
+    try:
+        server = Server(tmp_path / "data", free_port(), {"AVATARIUM_CORS_ORIGINS": allowed})
+        server_factory.append(server)
+        server.wait_ready()
+        page = chromium.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(allowed + "/")
+        page.wait_for_function("window.embed !== undefined")
+        result = page.evaluate(
+            "([base, key]) => window.embed.run(base, key)", [server.base, server.first_key]
+        )
+        assert result["kinds"][0] == "message" and result["kinds"][-1] == "done", result
+        assert "audio" in result["kinds"]
+        assert result["durations"] and all(d > 0.1 for d in result["durations"]), result
+        assert result["remaining"] is not None  # exposed to the page
+        assert result["requestId"].startswith("req_")
+        assert not problems, problems
+        # The same page on an origin the operator did not list cannot read the API.
+        stranger = chromium.new_page()
+        stranger.goto(other + "/")
+        stranger.wait_for_function("window.embed !== undefined")
+        refused = stranger.evaluate(
+            "([base, key]) => window.embed.run(base, key).then(() => 'read', e => e.name)",
+            [server.base, server.first_key],
+        )
+        assert refused == "TypeError"  # the browser blocked the response
+    finally:
+        allowed_httpd.shutdown()
+        other_httpd.shutdown()

@@ -1,4 +1,9 @@
-"""What the model sees: the system prompt, as much recent history as fits, the new message."""
+"""What the model sees: the system prompt, as much recent history as fits, the new message.
+
+A send's cost must not grow with the conversation: the history is read newest first and
+bounded (``AVATARIUM_HISTORY_MAX_MESSAGES``), and trimming counts each turn once, walking
+back from the newest, instead of re-counting the whole remaining history per dropped turn.
+"""
 
 from __future__ import annotations
 
@@ -19,21 +24,44 @@ class Turn(NamedTuple):
 def build_prompt(
     provider: LLMProvider, system_prompt: str, history: Sequence[Turn], content: str
 ) -> list[ChatMessage]:
-    """The prompt, trimmed from the oldest turns until it leaves room for the reply."""
+    """The prompt: the newest whole turns of ``history`` (oldest first) that fit beside the
+    system prompt and ``content``, leaving room for the reply."""
     budget = provider.context_tokens - provider.max_reply_tokens
     system = ChatMessage("system", system_prompt)
     latest = ChatMessage("user", content)
-    turns = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history]
-    if provider.count_tokens([system, latest]) > budget:
+    used = provider.count_tokens([system, latest])
+    if used > budget:
         raise InvalidParameterError(
             "content",
             "too_long",
             "The message is too long for the model's context window.",
         )
-    # Drop whole turns from the front; a prompt should never open with an assistant line.
-    start = 0
-    while start < len(turns) and provider.count_tokens([system, *turns[start:], latest]) > budget:
-        start += 1
-        while start < len(turns) and turns[start].role != "user":
-            start += 1
-    return [system, *turns[start:], latest]
+    # Built-in counters are additive (a prompt's count is its messages' counts plus a fixed
+    # overhead), so each turn's share is counted once, newest first.
+    overhead = provider.count_tokens([])
+    kept: list[ChatMessage] = []
+    pending: list[ChatMessage] = []
+    pending_cost = 0
+    for index in range(len(history) - 1, -1, -1):
+        turn = history[index]
+        message = ChatMessage("user" if turn.role == "user" else "assistant", turn.content)
+        pending.append(message)
+        pending_cost += provider.count_tokens([message]) - overhead
+        if message.role != "user":
+            continue  # a prompt never opens with an assistant line: keep whole turns
+        if used + pending_cost > budget:
+            break
+        used += pending_cost
+        kept.extend(pending)
+        pending, pending_cost = [], 0
+    kept.reverse()
+    prompt = [system, *kept, latest]
+    # A third-party counter need not be additive: check the whole, and drop more turns
+    # from the front if it is over.
+    while kept and provider.count_tokens(prompt) > budget:
+        drop = 1
+        while drop < len(kept) and kept[drop].role != "user":
+            drop += 1
+        kept = kept[drop:]
+        prompt = [system, *kept, latest]
+    return prompt

@@ -154,12 +154,19 @@ class ConversationService:
     async def load_with_history(
         self, principal: Principal, conversation_id: str
     ) -> tuple[Conversation, list[Turn]]:
-        """The conversation and its turns, oldest first, in one unit of work."""
+        """The conversation and its newest turns (at most ``history_max_messages``), oldest
+        first, in one unit of work: a send reads a bounded slice through the
+        (conversation, seq) index, however long the conversation is."""
+        limit = self.settings.history_max_messages
 
         def work(session: Session) -> tuple[Conversation, list[Turn]]:
             conversation = _owned(session, principal, conversation_id)
-            rows = session.execute(_HISTORY, {"conversation_id": conversation.id})
-            return conversation, [Turn(role, content) for role, content in rows]
+            if limit == 0 or conversation.message_count == 0:
+                return conversation, []
+            rows = session.execute(_HISTORY, {"conversation_id": conversation.id, "limit": limit})
+            turns = [Turn(role, content) for role, content in rows]
+            turns.reverse()
+            return conversation, turns
 
         return await self.db.read(work)
 
@@ -319,7 +326,8 @@ _OWNED_FOR_UPDATE = _OWNED.with_for_update()
 _HISTORY = (
     select(Message.role, Message.content)
     .where(Message.conversation_id == bindparam("conversation_id"))
-    .order_by(Message.seq)
+    .order_by(Message.seq.desc())
+    .limit(bindparam("limit"))
 )
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     local_max_tokens: int = Field(default=96, ge=1, le=4096)
     local_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     local_model_path: Path | None = None
+    # The newest stored messages a send reads as history (then trimmed to the model's
+    # context); bounds a send's cost however long the conversation grows.
+    history_max_messages: int = Field(default=100, ge=0, le=10_000)
 
     audio_url_ttl_s: int = Field(default=86_400, ge=60)
     idle_after_s: int = Field(default=1_800, ge=1)

@@ -103,15 +103,13 @@ def test_talking_to_aria_in_the_browser(chromium: Any, served: tuple[str, str]) 
     page.evaluate(RECORDER)
     page.keyboard.type("Tell me about the moon.")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#avatar-view').dataset.state === 'speaking'",
-                           timeout=30_000)  # fmt: skip
-    page.wait_for_function("window.recorded.clock.length > 5", timeout=10_000)
+    # The page's CSP forbids eval, which wait_for_function needs: poll with evaluate instead.
+    state = "document.querySelector('#avatar-view').dataset.state"
+    wait_until(lambda: page.evaluate(state) == "speaking", 30, "the avatar to speak")
+    wait_until(lambda: page.evaluate("window.recorded.clock.length") > 5, 10, "the audio clock")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web-mid-reply.png"))
-    page.wait_for_function(
-        "['idle', 'listening'].includes(document.querySelector('#avatar-view').dataset.state)",
-        timeout=60_000,
-    )
+    wait_until(lambda: page.evaluate(state) in ("idle", "listening"), 60, "the reply to end")
     recorded = page.evaluate("window.recorded")
     # The text streamed in (it grew in several steps), speech played on the audio clock,
     # and the mouth took several shapes while it did.
@@ -278,7 +276,7 @@ def test_a_page_on_another_origin_streams_and_plays_with_cors(
         problems: list[str] = []
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.goto(allowed + "/")
-        page.wait_for_function("window.embed !== undefined")
+        wait_until(lambda: page.evaluate("window.embed !== undefined"), 10, "the page's module")
         result = page.evaluate(
             "([base, key]) => window.embed.run(base, key)", [server.base, server.first_key]
         )
@@ -291,7 +289,7 @@ def test_a_page_on_another_origin_streams_and_plays_with_cors(
         # The same page on an origin the operator did not list cannot read the API.
         stranger = chromium.new_page()
         stranger.goto(other + "/")
-        stranger.wait_for_function("window.embed !== undefined")
+        wait_until(lambda: stranger.evaluate("window.embed !== undefined"), 10, "the module")
         refused = stranger.evaluate(
             "([base, key]) => window.embed.run(base, key).then(() => 'read', e => e.name)",
             [server.base, server.first_key],

@@ -85,12 +85,14 @@ def _origin(url: str | None) -> str | None:
 
 
 def page_policy(settings: Settings) -> str:
-    """The web page's Content-Security-Policy: its own scripts and styles only (no inline
-    script), speech from this server (or its public base URL), and the configured framers."""
+    """The web page's Content-Security-Policy: its own scripts only (no inline script, no
+    eval), speech from this server (or its public base URL), and the configured framers.
+    Inline styles are allowed: the avatars' SVGs, which the page inlines, carry their mouth
+    shapes as a ``<style>`` of their own so that they work anywhere as ``model_url``."""
     audio = _origin(settings.public_base_url)
     extra = f" {audio}" if audio else ""
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         f"img-src 'self' data: blob:; media-src 'self' blob: data:{extra}; "
         f"connect-src 'self'{extra}; object-src 'none'; base-uri 'none'; "
         f"form-action 'self'; frame-ancestors {settings.frame_ancestors}"

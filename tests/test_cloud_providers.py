@@ -366,9 +366,7 @@ async def test_a_cancelled_cloud_reply_charges_an_estimate_marked_as_such(
     conversation = await cloud.conversation(key, ai_provider="openai", tts_provider="browser")
     before = (await cloud.client.get("/v1/usage", headers=cloud.auth(key))).json()
     fakes["openai"].state.faults.append("stall")  # two words, then silence
-    socket = open_socket(
-        cloud.app, f"/v1/conversations/{conversation['id']}/ws", cloud.auth(key)
-    )
+    socket = open_socket(cloud.app, f"/v1/conversations/{conversation['id']}/ws", cloud.auth(key))
     assert (await socket.receive() or {})["type"] == "ready"
     content = "Hello there"
     await socket.send({"type": "message", "content": content})

@@ -10,9 +10,9 @@ are not JSON at all. Runs against SQLite and PostgreSQL (which refuses NUL in te
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings

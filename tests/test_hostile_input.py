@@ -60,7 +60,9 @@ async def _post_routes(api: Api, key: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("body", [DEEP, b'{"a": ' + DEEP + b"}", HUGE_INT], ids=["deep", "deep-in-object", "huge-int"])
+@pytest.mark.parametrize(
+    "body", [DEEP, b'{"a": ' + DEEP + b"}", HUGE_INT], ids=["deep", "deep-in-object", "huge-int"]
+)
 async def test_hostile_json_is_invalid_json_on_every_post_route(api: Api, body: bytes) -> None:
     key = await api.key()
     for path in await _post_routes(api, key):

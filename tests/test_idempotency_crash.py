@@ -114,9 +114,9 @@ def test_a_retry_after_a_crash_is_stored_exactly_once(
         reply = wait_until(retry, 5, "the retry to go through", interval=0.2)
         assert reply.status_code == 200, (reply.text, answers)
         assert answers[-1][0] <= 5.0, answers
-        stored = httpx.get(
-            f"{base}{path}", headers={"Authorization": f"Bearer {key}"}
-        ).json()["data"]
+        stored = httpx.get(f"{base}{path}", headers={"Authorization": f"Bearer {key}"}).json()[
+            "data"
+        ]
         assert [m["role"] for m in stored] == ["user", "assistant"], stored
         assert stored[1]["id"] == reply.json()["id"]
         # And the key now replays that one stored answer.

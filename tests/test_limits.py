@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from avatarium.app import create_app
-from avatarium.core.errors import RateLimitExceededError
 from avatarium.cli import main
+from avatarium.core.errors import RateLimitExceededError
 from avatarium.limits.gate import LimitGate
 from avatarium.limits.memory import MemoryBackend
 from avatarium.limits.redis import RedisBackend

@@ -20,8 +20,8 @@ import pytest
 from tests.fakes import openai
 from tests.fakes.server import SLOW_SECONDS, FakeServer, free_port
 from tests.test_limits import REDIS_URL
-from tests.waiting import wait_until
 from tests.test_limits_workers import cli
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 LEASE_S = 4.0

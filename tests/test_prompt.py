@@ -100,4 +100,3 @@ async def test_a_send_reads_only_the_newest_messages(api: Api) -> None:
     assert [m.content for m in last[1:]] == [
         "message 2", "Noted.", "message 3", "Noted.", "message 4"
     ]  # fmt: skip
-

@@ -8,7 +8,6 @@ download); ``make test`` installs it. A screenshot of the page mid-reply is writ
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

@@ -277,7 +277,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
         return 0
     from avatarium.app import create_app
 
-    uvicorn.run(create_app(settings, migrate=False), host=host, port=port, **_server_options(settings))
+    uvicorn.run(
+        create_app(settings, migrate=False), host=host, port=port, **_server_options(settings)
+    )
     return 0
 
 

@@ -11,7 +11,6 @@ getting 409 for minutes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -141,9 +140,7 @@ class IdempotencyStore:
         if attempt._stopped:
             return
         delay = self._lease.total_seconds() / 3
-        attempt._timer = asyncio.get_running_loop().call_later(
-            delay, self._start_renewal, attempt
-        )
+        attempt._timer = asyncio.get_running_loop().call_later(delay, self._start_renewal, attempt)
 
     def _start_renewal(self, attempt: Attempt) -> None:
         attempt._timer = None

@@ -9,7 +9,6 @@ send, the server's own time is ``app - ai - tts`` from ``Server-Timing``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import sys
@@ -22,7 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import cli, pct, serve  # noqa: E402
+from common import instant_env, pct, serve, unlimited_key  # noqa: E402
 from instant_fake import InstantFake  # noqa: E402
 
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
@@ -81,31 +80,9 @@ def bench_cloud(sends: int = 300, concurrency: int = 10) -> None:
         f"{sends} sends each, {workers} worker(s)"
     )
     with InstantFake() as fake, tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            **os.environ,
-            "AVATARIUM_DATA_DIR": data_dir,
-            "AVATARIUM_LOG_LEVEL": "warning",
-            "AVATARIUM_OPENAI_API_KEY": "sk-bench",
-            "AVATARIUM_OPENAI_BASE_URL": f"{fake.url}/v1",
-            "AVATARIUM_ANTHROPIC_API_KEY": "sk-ant-bench",
-            "AVATARIUM_ANTHROPIC_BASE_URL": fake.url,
-        }
-        key = json.loads(
-            cli(
-                env,
-                "keys",
-                "create",
-                "--account",
-                "bench",
-                "--tier",
-                "enterprise",
-                "--mode",
-                "live",
-                "--json",
-            )
-        )["key"]
+        env = instant_env(data_dir, fake.url)
         # The load exceeds even the enterprise tier's 1,000 requests a minute.
-        cli(env, "accounts", "set-limits", "bench", "--rpm", "10000000", "--concurrent", "1000")
+        key = unlimited_key(env, "bench")
         port = 18766
         server = serve(env, port, int(workers))
         base = f"http://127.0.0.1:{port}"

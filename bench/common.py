@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -54,3 +56,27 @@ def serve(env: dict[str, str], port: int, workers: int = 1) -> subprocess.Popen[
             time.sleep(0.1)
     server.kill()
     raise RuntimeError("the server did not start")
+
+
+def instant_env(data_dir: str, fake_url: str, **extra: str) -> dict[str, str]:
+    """A server environment whose OpenAI (and Anthropic) is the instant loopback vendor."""
+    return {
+        **os.environ,
+        "AVATARIUM_DATA_DIR": data_dir,
+        "AVATARIUM_LOG_LEVEL": "warning",
+        "AVATARIUM_OPENAI_API_KEY": "sk-bench",
+        "AVATARIUM_OPENAI_BASE_URL": f"{fake_url}/v1",
+        "AVATARIUM_ANTHROPIC_API_KEY": "sk-ant-bench",
+        "AVATARIUM_ANTHROPIC_BASE_URL": fake_url,
+        **extra,
+    }
+
+
+def unlimited_key(env: dict[str, str], account: str) -> str:
+    """A live enterprise key whose limits no benchmark load reaches."""
+    key = json.loads(
+        cli(env, "keys", "create", "--account", account, "--tier", "enterprise",
+            "--mode", "live", "--json")
+    )["key"]  # fmt: skip
+    cli(env, "accounts", "set-limits", account, "--rpm", "10000000", "--concurrent", "1000")
+    return str(key)

@@ -9,8 +9,6 @@ clients sending to it at once); at each length, 40 sequential sends are timed by
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 import sys
 import tempfile
@@ -21,7 +19,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import cli, pct, serve  # noqa: E402
+from common import instant_env, pct, serve, unlimited_key  # noqa: E402
 from instant_fake import InstantFake  # noqa: E402
 
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
@@ -81,18 +79,8 @@ async def _curve(base: str, key: str) -> list[tuple[int, list[float]]]:
 def bench_history() -> None:
     print("A send's server overhead against conversation length (instant upstream, SQLite)")
     with InstantFake() as fake, tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            **os.environ,
-            "AVATARIUM_DATA_DIR": data_dir,
-            "AVATARIUM_LOG_LEVEL": "warning",
-            "AVATARIUM_OPENAI_API_KEY": "sk-bench",
-            "AVATARIUM_OPENAI_BASE_URL": f"{fake.url}/v1",
-        }
-        key = json.loads(
-            cli(env, "keys", "create", "--account", "history", "--tier", "enterprise",
-                "--mode", "live", "--json")
-        )["key"]  # fmt: skip
-        cli(env, "accounts", "set-limits", "history", "--rpm", "10000000", "--concurrent", "1000")
+        env = instant_env(data_dir, fake.url)
+        key = unlimited_key(env, "history")
         port = 18767
         server = serve(env, port)
         try:

@@ -9,47 +9,22 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fakes import openai
-from tests.fakes.server import FakeServer, free_port
+from tests.fakes.server import FakeServer
+from tests.test_limits_process import fake, start
 from tests.test_limits_workers import cli
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 LEASE_S = 2.0
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServer]:
-    server = FakeServer(openai.build).start()
-    yield server
-    server.stop()
-
-
-def _start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: httpx.get(f"{base}/health", timeout=1).status_code == 200,
-        60,
-        "the server to answer /health",
-    )
-    return process, base
+__all__ = ["fake"]  # the fixture, shared with the other process tests
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
@@ -76,7 +51,7 @@ def test_a_retry_after_a_crash_is_stored_exactly_once(
             "--mode", "live", "--tier", "pro", "--json")
     )["key"]  # fmt: skip
     auth = {"Authorization": f"Bearer {key}", "Idempotency-Key": "retry-me-once"}
-    first, base = _start(env)
+    first, base = start(env)
     try:
         created = httpx.post(
             f"{base}/v1/conversations",
@@ -97,7 +72,7 @@ def test_a_retry_after_a_crash_is_stored_exactly_once(
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
-    second, base = _start(env)
+    second, base = start(env)
     restarted = time.monotonic()
     try:
         answers: list[tuple[float, int]] = []

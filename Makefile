@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test check bench clean browser
+.PHONY: install run test check bench bench-peers clean browser
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@echo "==> Creating the virtual environment in $(VENV)"
@@ -51,5 +51,17 @@ bench: install
 		echo "    could not install wrk; the throughput figure will be skipped"; }
 	$(BIN)/python bench/run.py
 
+# Peers to compare with live in their own environment, never in the project's dependencies.
+PEERS := .venv-peers
+$(PEERS)/.installed:
+	@echo "==> Installing the LiteLLM proxy into $(PEERS) (benchmark only)"
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	@$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	@$(PEERS)/bin/python -m pip install --quiet 'litellm[proxy]'
+	@touch $@
+
+bench-peers: install $(PEERS)/.installed
+	$(BIN)/python bench/peers.py --litellm $(PEERS)/bin/litellm
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache

@@ -91,9 +91,7 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 120) 
 
 
 def _row(name: str, seq: list[float], rate: float) -> None:
-    print(
-        f"  {name:<34} {pct(seq, 50):7.2f} {pct(seq, 99):7.2f} ms  {rate:8.0f} req/s"
-    )
+    print(f"  {name:<34} {pct(seq, 50):7.2f} {pct(seq, 99):7.2f} ms  {rate:8.0f} req/s")
 
 
 def main() -> None:

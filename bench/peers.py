@@ -90,8 +90,15 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 120) 
     raise RuntimeError(f"{url} did not answer in {seconds:.0f} s")
 
 
-def _row(name: str, seq: list[float], rate: float) -> None:
-    print(f"  {name:<34} {pct(seq, 50):7.2f} {pct(seq, 99):7.2f} ms  {rate:8.0f} req/s")
+def _measure(
+    name: str, base: str, call: Call, args: argparse.Namespace
+) -> tuple[list[float], float]:
+    """Sequential times and closed-loop throughput of one path, printed as a row."""
+    sequential = asyncio.run(_sequential(base, call, args.requests))
+    rate = asyncio.run(_closed_loop(base, call, args.clients, args.seconds))
+    p50, p99 = pct(sequential, 50), pct(sequential, 99)
+    print(f"  {name:<34} {p50:7.2f} {p99:7.2f} ms  {rate:8.0f} req/s")
+    return sequential, rate
 
 
 def main() -> None:
@@ -109,11 +116,7 @@ def main() -> None:
     with InstantFake() as fake, tempfile.TemporaryDirectory() as data_dir:
         results: dict[str, tuple[list[float], float]] = {}
         direct = _upstream_call("/v1/chat/completions", {"Authorization": "Bearer sk-bench"})
-        results["upstream, direct"] = (
-            asyncio.run(_sequential(fake.url, direct, args.requests)),
-            asyncio.run(_closed_loop(fake.url, direct, args.clients, args.seconds)),
-        )
-        _row("upstream, direct", *results["upstream, direct"])
+        results["upstream"] = _measure("upstream, direct", fake.url, direct, args)
 
         config = Path(data_dir) / "litellm.yaml"
         config.write_text(
@@ -146,11 +149,7 @@ def main() -> None:
             _wait_for(f"http://127.0.0.1:{port}/health/liveliness", litellm)
             through = _upstream_call("/chat/completions", {"Authorization": f"Bearer {master}"})
             base = f"http://127.0.0.1:{port}"
-            results["LiteLLM proxy"] = (
-                asyncio.run(_sequential(base, through, args.requests)),
-                asyncio.run(_closed_loop(base, through, args.clients, args.seconds)),
-            )
-            _row("LiteLLM proxy", *results["LiteLLM proxy"])
+            results["litellm"] = _measure("LiteLLM proxy", base, through, args)
         finally:
             litellm.terminate()
             litellm.wait(timeout=30)
@@ -176,17 +175,13 @@ def main() -> None:
                 )
                 response.raise_for_status()
 
-            results["Avatarium send"] = (
-                asyncio.run(_sequential(base, send, args.requests)),
-                asyncio.run(_closed_loop(base, send, args.clients, args.seconds)),
-            )
-            _row("Avatarium send (tts false)", *results["Avatarium send"])
+            results["ours"] = _measure("Avatarium send (tts false)", base, send, args)
         finally:
             server.terminate()
             server.wait(timeout=20)
-    up = pct(results["upstream, direct"][0], 50)
-    ours = pct(results["Avatarium send"][0], 50)
-    ratio = results["Avatarium send"][1] / results["LiteLLM proxy"][1]
+    up = pct(results["upstream"][0], 50)
+    ours = pct(results["ours"][0], 50)
+    ratio = results["ours"][1] / results["litellm"][1]
     print(
         f"  ours over the upstream, sequential p50: {ours - up:+.2f} ms (target <= +2.5); "
         f"throughput vs LiteLLM: {ratio:.2f}x (target >= 2.5x)"

@@ -18,8 +18,10 @@ import pytest
 from avatarium.app import create_app
 from avatarium.cli import main
 from avatarium.core.errors import RateLimitExceededError
+from avatarium.keys.service import Principal
 from avatarium.limits.gate import LimitGate
 from avatarium.limits.memory import MemoryBackend
+from avatarium.limits.policy import Limits
 from avatarium.limits.redis import RedisBackend
 from avatarium.providers.registry import ProviderRegistry, ProviderSpec
 from tests.conftest import make_settings, service_missing
@@ -291,9 +293,6 @@ async def test_leases_taken_while_degraded_are_renewed_on_the_fallback() -> None
 
     unreachable = RedisBackend(f"redis://127.0.0.1:{free_port()}/0")
     gate = LimitGate(unreachable, window_s=60.0, lease_ttl_s=0.3, workers=1)
-    from avatarium.keys.service import Principal
-    from avatarium.limits.policy import Limits
-
     principal = Principal(
         "key_x", "acct_degraded", "degraded", "free", "test", "full", Limits(100, 1, 100)
     )

@@ -15,8 +15,11 @@ import asyncio
 import functools
 from typing import Any
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from avatarium.core.errors import RequestTooLargeError
+from avatarium.core.ids import new_id
+from avatarium.core.wire import wire_bytes
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -92,22 +95,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse_large_head()
 
     def _refuse_large_head(self) -> None:
+        """The error tree's 413, written by hand: the request never reaches the app."""
         self._stop_head_clock()
-        body = orjson.dumps(
-            {
-                "error": {
-                    "code": "request_too_large",
-                    "message": f"The request's headers are larger than "
-                    f"{self._max_header_bytes} bytes.",
-                    "details": {"limit": self._max_header_bytes, "reason": "headers"},
-                }
-            }
+        error = RequestTooLargeError(
+            f"The request's headers are larger than {self._max_header_bytes} bytes.",
+            details={"limit": self._max_header_bytes, "reason": "headers"},
         )
+        request_id = new_id("req")
+        body = wire_bytes(error.body(request_id))
         head = (
-            b"HTTP/1.1 413 Request Entity Too Large\r\n"
-            b"content-type: application/json\r\nconnection: close\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n"
-        )
+            f"HTTP/1.1 {error.status_code} Request Entity Too Large\r\n"
+            "content-type: application/json\r\nconnection: close\r\n"
+            f"x-request-id: {request_id}\r\ncontent-length: {len(body)}\r\n\r\n"
+        ).encode()
         self.transport.write(head + body)
         self.transport.close()
 

@@ -125,6 +125,10 @@ class _Spent:
     ai_tokens: int = 0
     generation: _Generation | None = None  # the provider at work, until its Usage came
 
+    def written(self) -> list[str]:
+        """The text pieces of the provider that answered (a failed fallback wrote none)."""
+        return self.generation.parts if self.generation is not None else []
+
     def model_cost(self) -> tuple[int, bool]:
         """(tokens, estimated) to charge for the model, whether or not it finished."""
         if self.ai_tokens or self.generation is None:
@@ -276,14 +280,12 @@ class ReplyService:
     ) -> AsyncGenerator[ReplyEvent, None]:
         """Text first, then the speech of all of it in one piece: for clients that wait for
         the whole reply anyway (one vendor call, prosody across sentences, least overhead)."""
-        parts: list[str] = []
         async for event in self._generate(send, spent):
             if isinstance(event, TextDelta):
-                parts.append(event.text)
                 yield event
             else:
                 spent.ai_tokens = event.ai_tokens
-        spent.text = self._complete_text(send, parts)
+        spent.text = self._complete_text(send, spent.written())
         yield Usage(ai_tokens=spent.ai_tokens)
         if self._speaks(send):
             yield await voice.speak(spent.text)
@@ -299,18 +301,16 @@ class ReplyService:
         chunker = SentenceChunker()
 
         async def write() -> None:
-            parts: list[str] = []
             try:
                 async for event in self._generate(send, spent):
                     if isinstance(event, TextDelta):
-                        parts.append(event.text)
                         out.put_nowait(event)
                         if speaks:
                             for chunk in chunker.feed(event.text):
                                 voice.add(chunk)
                     else:
                         spent.ai_tokens = event.ai_tokens
-                spent.text = self._complete_text(send, parts)
+                spent.text = self._complete_text(send, spent.written())
             except AvatariumError as error:
                 out.put_nowait(error)
                 return

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -183,7 +184,9 @@ class IdempotencyStore:
         return Replay(existing.status_code, existing.response_body or "")
 
     @staticmethod
-    def complete(session: Session, attempt: Attempt, status_code: int, body: str) -> None:
+    def complete(
+        session: Session | Connection, attempt: Attempt, status_code: int, body: str
+    ) -> None:
         """Store the answer, inside the caller's transaction."""
         session.execute(
             update(IdempotentResponse)

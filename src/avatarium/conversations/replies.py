@@ -16,8 +16,8 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
@@ -64,6 +64,7 @@ _CLAIM_SEQUENCE = (
     .returning(Conversation.message_count)
     .execution_options(synchronize_session=False)
 )
+_EXISTS = select(Conversation.id).where(Conversation.id == bindparam("id"))
 _INSERT_CLIP = insert(table_of(AudioClip))
 _INSERT_MESSAGE = insert(table_of(Message))
 
@@ -498,10 +499,10 @@ class ReplyService:
         body = message_json(reply, clip, c.speech, send.base_url)
         stored_body = wire_json(body)
 
-        def work(session: Session) -> None:
+        def work(connection: Connection) -> None:
             # One atomic statement claims two sequence numbers and adds the usage; concurrent
             # sends to one conversation therefore never collide, on any backend.
-            claimed = session.execute(
+            claimed = connection.execute(
                 _CLAIM_SEQUENCE,
                 {
                     "conversation_id": send.conversation.id,
@@ -511,16 +512,17 @@ class ReplyService:
                 },
             ).first()
             if claimed is None:
-                if session.get(Conversation, send.conversation.id) is None:
+                exists = connection.execute(_EXISTS, {"id": send.conversation.id}).first()
+                if exists is None:
                     raise ConversationNotFoundError(f"No conversation {send.conversation.id!r}.")
                 raise ended_error()
             user.seq, reply.seq = claimed[0] - 2, claimed[0] - 1
             if clips:
-                session.execute(_INSERT_CLIP, [column_values(each) for each in clips])
-            session.execute(_INSERT_MESSAGE, [column_values(user), column_values(reply)])
-            send.reservation.commit_in(session, ai_tokens, tts_chars)
+                connection.execute(_INSERT_CLIP, [column_values(each) for each in clips])
+            connection.execute(_INSERT_MESSAGE, [column_values(user), column_values(reply)])
+            send.reservation.commit_in(connection, ai_tokens, tts_chars)
             if send.attempt is not None:
-                c.idempotency.complete(session, send.attempt, 200, stored_body)
+                c.idempotency.complete(connection, send.attempt, 200, stored_body)
 
-        await c.db.write(work)
+        await c.db.write_core(work)
         return body

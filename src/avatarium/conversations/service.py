@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, delete, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from avatarium.api.validation import query_choice, query_int, validate, validate_metadata
@@ -33,6 +34,7 @@ from avatarium.providers.registry import ProviderRegistry
 from avatarium.providers.selection import select_llm, select_tts
 from avatarium.speech.models import AudioClip
 from avatarium.speech.service import SpeechService
+from avatarium.storage.base import from_row, table_of
 from avatarium.storage.db import Database
 
 STATUSES = ("active", "idle", "ended")
@@ -159,16 +161,23 @@ class ConversationService:
         (conversation, seq) index, however long the conversation is."""
         limit = self.settings.history_max_messages
 
-        def work(session: Session) -> tuple[Conversation, list[Turn]]:
-            conversation = _owned(session, principal, conversation_id)
+        params = {"account_id": principal.account_id, "mode": principal.mode, "id": conversation_id}
+
+        def work(connection: Connection) -> tuple[Conversation, list[Turn]]:
+            row = connection.execute(_OWNED_ROW, params).first()
+            if row is None:
+                raise _not_found(conversation_id)
+            conversation = from_row(Conversation, row)
             if limit == 0 or conversation.message_count == 0:
                 return conversation, []
-            rows = session.execute(_HISTORY, {"conversation_id": conversation.id, "limit": limit})
+            rows = connection.execute(
+                _HISTORY, {"conversation_id": conversation.id, "limit": limit}
+            )
             turns = [Turn(role, content) for role, content in rows]
             turns.reverse()
             return conversation, turns
 
-        return await self.db.read(work)
+        return await self.db.read_core(work)
 
     async def get(
         self, principal: Principal, conversation_id: str, base_url: str
@@ -323,6 +332,12 @@ _OWNED = select(Conversation).where(
     Conversation.id == bindparam("id"),
 )
 _OWNED_FOR_UPDATE = _OWNED.with_for_update()
+_CONVERSATIONS = table_of(Conversation)
+_OWNED_ROW = select(_CONVERSATIONS).where(
+    _CONVERSATIONS.c.account_id == bindparam("account_id"),
+    _CONVERSATIONS.c.mode == bindparam("mode"),
+    _CONVERSATIONS.c.id == bindparam("id"),
+)
 _HISTORY = (
     select(Message.role, Message.content)
     .where(Message.conversation_id == bindparam("conversation_id"))
@@ -344,10 +359,14 @@ def _owned(
     query = _OWNED_FOR_UPDATE if for_update else _OWNED
     conversation: Conversation | None = session.execute(query, params).scalar_one_or_none()
     if conversation is None:
-        raise ConversationNotFoundError(
-            f"No conversation {conversation_id!r}.", details={"field": "conversation_id"}
-        )
+        raise _not_found(conversation_id)
     return conversation
+
+
+def _not_found(conversation_id: str) -> ConversationNotFoundError:
+    return ConversationNotFoundError(
+        f"No conversation {conversation_id!r}.", details={"field": "conversation_id"}
+    )
 
 
 def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:

@@ -145,8 +145,8 @@ class KeyService:
         if not KEY_PATTERN.match(raw_key):
             raise InvalidApiKeyError("The API key is malformed.")
         digest = self._signer.hash_api_key(raw_key)
-        row = await self._db.read(
-            lambda session: session.execute(_BY_HASH, {"digest": digest}).first()
+        row = await self._db.read_core(
+            lambda connection: connection.execute(_BY_HASH, {"digest": digest}).first()
         )
         if row is None:
             raise InvalidApiKeyError("The API key is unknown or revoked.")
@@ -158,8 +158,8 @@ class KeyService:
     async def by_id(self, key_id: str) -> Principal:
         """The principal of a key by its id (for credentials derived from a key, such as
         client tokens); the same 401s as the key itself would get."""
-        row = await self._db.read(
-            lambda session: session.execute(_BY_ID, {"key_id": key_id}).first()
+        row = await self._db.read_core(
+            lambda connection: connection.execute(_BY_ID, {"key_id": key_id}).first()
         )
         if row is None:
             raise InvalidApiKeyError("The API key is unknown or revoked.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, Table, inspect
 from sqlalchemy.engine import Dialect
@@ -46,10 +46,28 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+E = TypeVar("E", bound=Base)
+
+
 def column_values(instance: Base) -> dict[str, Any]:
     """An entity's column attributes as a dict, for bulk ``insert()`` statements."""
     mapper = inspect(type(instance))
     return {attr.key: getattr(instance, attr.key) for attr in mapper.column_attrs}
+
+
+_ATTRIBUTE_OF: dict[type[Base], list[tuple[str, str]]] = {}
+
+
+def from_row(entity: type[E], row: Any) -> E:
+    """An entity built from a Core row of its table's columns (not attached to a session):
+    for hot-path reads that skip the ORM's loading machinery."""
+    pairs = _ATTRIBUTE_OF.get(entity)
+    if pairs is None:
+        mapper = inspect(entity)
+        pairs = [(attr.columns[0].name, attr.key) for attr in mapper.column_attrs]
+        _ATTRIBUTE_OF[entity] = pairs
+    values = row._mapping
+    return entity(**{key: values[name] for name, key in pairs})
 
 
 def table_of(entity: type[Base]) -> Table:

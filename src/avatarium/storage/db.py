@@ -1,7 +1,8 @@
 """Database access: units of work run against one engine; migrations; timing.
 
 Services hand the database a plain function of a SQLAlchemy ``Session`` (a unit of work),
-and ``read``/``write`` run it:
+and ``read``/``write`` run it; the hot path's units take a bare ``Connection`` instead
+(``read_core``/``write_core``), since they run only prebuilt Core statements:
 
 * SQLite uses the synchronous driver. Reads in WAL mode never wait for writers and take
   microseconds of CPU that the GIL would serialise anyway, so they run inline on the event
@@ -45,6 +46,7 @@ WAL_TRUNCATE_BYTES = 64 * 1024 * 1024
 _UNAVAILABLE = (OperationalError, InterfaceError, OSError, TimeoutError)
 T = TypeVar("T")
 Work = Callable[[Session], T]
+CoreWork = Callable[[Connection], T]
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -151,18 +153,66 @@ class Database:
 
     async def read(self, work: Work[T]) -> T:
         """Run ``work`` in a session; nothing is committed."""
+        return await self._run(work, write=False, core=False)
+
+    async def write(self, work: Work[T]) -> T:
+        """Run ``work`` in a transaction: committed on return, rolled back if it raises."""
+        return await self._run(work, write=True, core=False)
+
+    async def read_core(self, work: CoreWork[T]) -> T:
+        """``read`` on a bare ``Connection``: for the hot path's prebuilt Core statements,
+        which a ``Session`` would route through the ORM's machinery (about 50 µs a
+        statement, and as much again to open the unit) for nothing."""
+        return await self._run(work, write=False, core=True)
+
+    async def write_core(self, work: CoreWork[T]) -> T:
+        """``write`` on a bare ``Connection`` (see :meth:`read_core`)."""
+        return await self._run(work, write=True, core=True)
+
+    def _unit(
+        self, engine: Engine, sessions: sessionmaker[Session], *, write: bool, core: bool
+    ) -> Any:
+        if core:
+            return engine.begin() if write else engine.connect()
+        return sessions.begin() if write else sessions()
+
+    def _async_unit(self, *, write: bool, core: bool) -> Any:
+        assert self._async_engine is not None
+        if core:
+            return self._async_engine.begin() if write else self._async_engine.connect()
+        return self._async_sessions.begin() if write else self._async_sessions()
+
+    async def _run(self, work: Callable[[Any], T], *, write: bool, core: bool) -> T:
         try:
             if self._async_engine is None:
 
                 def run() -> T:
-                    with self._sessions() as session:
-                        return work(session)
+                    with self._unit(self._engine, self._sessions, write=write, core=core) as unit:
+                        return work(unit)
 
                 if self._inline_reads is None:
                     self._inline_reads = await self._in_thread(self._uses_wal)
-                return run() if self._inline_reads else await self._in_thread(run)
-            async with self._async_sessions() as session:
-                return await session.run_sync(work)
+                if not write:
+                    return run() if self._inline_reads else await self._in_thread(run)
+                if self._inline_reads:
+                    inline = self._unit(
+                        self._inline_engine, self._inline_sessions, write=True, core=core
+                    )
+                    try:
+                        with inline as unit:
+                            result = work(unit)
+                    except OperationalError as exc:
+                        if not _is_busy(exc):
+                            raise
+                        # Another writer holds the lock: wait for it on the writer thread,
+                        # not here on the event loop. The unit of work simply runs again.
+                    else:
+                        self._after_inline_commit()
+                        return result
+                return await self._in_thread(run)
+            async with self._async_unit(write=write, core=core) as unit:
+                result_: T = await unit.run_sync(work)
+                return result_
         except Exception as exc:
             if _is_unavailable(exc):
                 raise ServiceUnavailableError("The database is unavailable.") from exc
@@ -193,37 +243,6 @@ class Database:
         with self._engine.connect() as conn:
             mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
         return str(mode).lower() == "wal"
-
-    async def write(self, work: Work[T]) -> T:
-        """Run ``work`` in a transaction: committed on return, rolled back if it raises."""
-        try:
-            if self._async_engine is None:
-
-                def run() -> T:
-                    with self._sessions.begin() as session:
-                        return work(session)
-
-                if self._inline_reads is None:
-                    self._inline_reads = await self._in_thread(self._uses_wal)
-                if self._inline_reads:
-                    try:
-                        with self._inline_sessions.begin() as inline:
-                            result = work(inline)
-                    except OperationalError as exc:
-                        if not _is_busy(exc):
-                            raise
-                        # Another writer holds the lock: wait for it on the writer thread,
-                        # not here on the event loop. The unit of work simply runs again.
-                    else:
-                        self._after_inline_commit()
-                        return result
-                return await self._in_thread(run)
-            async with self._async_sessions.begin() as session:
-                return await session.run_sync(work)
-        except Exception as exc:
-            if _is_unavailable(exc):
-                raise ServiceUnavailableError("The database is unavailable.") from exc
-            raise
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query within five seconds."""

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from avatarium.core.clock import Clock, rfc3339
 from avatarium.core.errors import QuotaExceededError
 from avatarium.core.ids import new_id
 from avatarium.keys.service import Principal
+from avatarium.storage.base import UTCDateTime, table_of
 from avatarium.storage.db import Database
 from avatarium.usage.models import QuotaReservation, UsagePeriod
 
@@ -49,8 +50,47 @@ def _build_upsert(insert: Any) -> Any:
     )
 
 
-# Built once per dialect: constructing an upsert costs more than running it.
+def _build_ensure_row(insert: Any) -> Any:
+    return (
+        insert(UsagePeriod)
+        .values(
+            account_id=bindparam("account_id"),
+            period=bindparam("period"),
+            messages_used=0,
+            ai_tokens=0,
+            tts_characters=0,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+# Built once (per dialect): constructing a statement costs more than running it.
 _UPSERT = {"sqlite": _build_upsert(sqlite.insert), "postgresql": _build_upsert(postgresql.insert)}
+_ENSURE_ROW = {
+    "sqlite": _build_ensure_row(sqlite.insert),
+    "postgresql": _build_ensure_row(postgresql.insert),
+}
+_OWN_PERIOD = (
+    UsagePeriod.account_id == bindparam("account_id"),
+    UsagePeriod.period == bindparam("period"),
+)
+_USED_FOR_UPDATE = select(UsagePeriod.messages_used).where(*_OWN_PERIOD).with_for_update()
+_HELD = (
+    select(func.count())
+    .select_from(QuotaReservation)
+    .where(
+        QuotaReservation.account_id == bindparam("account_id"),
+        QuotaReservation.period == bindparam("period"),
+        QuotaReservation.expires_at > bindparam("now", type_=UTCDateTime()),
+    )
+)
+_RESERVE = insert(table_of(QuotaReservation)).values(
+    id=bindparam("id"),
+    account_id=bindparam("account_id"),
+    period=bindparam("period"),
+    expires_at=bindparam("expires_at", type_=UTCDateTime()),
+)
+_DELETE_RESERVATION = delete(QuotaReservation).where(QuotaReservation.id == bindparam("id"))
 
 
 def period_of(moment: datetime) -> str:
@@ -73,11 +113,11 @@ class Reservation:
     period: str
     id: str | None
 
-    def commit_in(self, session: Session, ai_tokens: int, tts_characters: int) -> None:
+    def commit_in(self, connection: Connection, ai_tokens: int, tts_characters: int) -> None:
         """Count the stored reply, inside the transaction that stores it."""
-        self.ledger.add_in(session, self.account_id, self.period, 1, ai_tokens, tts_characters)
+        self.ledger.add_in(connection, self.account_id, self.period, 1, ai_tokens, tts_characters)
         if self.id is not None:
-            session.execute(delete(QuotaReservation).where(QuotaReservation.id == self.id))
+            connection.execute(_DELETE_RESERVATION, {"id": self.id})
 
     async def release(
         self, ai_tokens: int = 0, tts_characters: int = 0, *, estimated: bool = False
@@ -85,10 +125,10 @@ class Reservation:
         """The reply failed: free the place, but count what the providers were paid for
         (``estimated``: the model's tokens were estimated from its text)."""
 
-        def work(session: Session) -> None:
+        def work(connection: Connection) -> None:
             if ai_tokens or tts_characters:
                 self.ledger.add_in(
-                    session,
+                    connection,
                     self.account_id,
                     self.period,
                     0,
@@ -97,9 +137,9 @@ class Reservation:
                     ai_tokens_estimated=ai_tokens if estimated else 0,
                 )
             if self.id is not None:
-                session.execute(delete(QuotaReservation).where(QuotaReservation.id == self.id))
+                connection.execute(_DELETE_RESERVATION, {"id": self.id})
 
-        await self.ledger.db.write(work)
+        await self.ledger.db.write_core(work)
 
 
 class UsageLedger:
@@ -109,21 +149,15 @@ class UsageLedger:
         self.db = db
         self.clock = clock
 
-    def _ensure_row(self, session: Session, account_id: str, period: str) -> None:
-        values = {
-            "account_id": account_id,
-            "period": period,
-            "messages_used": 0,
-            "ai_tokens": 0,
-            "tts_characters": 0,
-        }
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(insert(UsagePeriod).values(**values).on_conflict_do_nothing())
+    @staticmethod
+    def _ensure_row(connection: Connection, account_id: str, period: str) -> None:
+        connection.execute(
+            _ENSURE_ROW[connection.dialect.name], {"account_id": account_id, "period": period}
+        )
 
+    @staticmethod
     def add_in(
-        self,
-        session: Session,
+        connection: Connection,
         account_id: str,
         period: str,
         messages: int,
@@ -133,8 +167,8 @@ class UsageLedger:
         ai_tokens_estimated: int = 0,
     ) -> None:
         """Add to the period's counters: one prebuilt upsert (it runs in every send)."""
-        session.execute(
-            _UPSERT[session.get_bind().dialect.name],
+        connection.execute(
+            _UPSERT[connection.dialect.name],
             {
                 "account_id": account_id,
                 "period": period,
@@ -154,37 +188,22 @@ class UsageLedger:
             return Reservation(self, principal.account_id, period, None)
         reservation_id = new_id("qres")
 
-        def work(session: Session) -> int | None:
+        keys = {"account_id": principal.account_id, "period": period}
+
+        def work(connection: Connection) -> int | None:
             # Writing first takes the lock (SQLite) / the row lock (PostgreSQL) that makes
             # this check-and-reserve atomic against every other worker.
-            self._ensure_row(session, principal.account_id, period)
-            used = session.execute(
-                select(UsagePeriod.messages_used)
-                .where(UsagePeriod.account_id == principal.account_id, UsagePeriod.period == period)
-                .with_for_update()
-            ).scalar_one()
-            held = session.execute(
-                select(func.count())
-                .select_from(QuotaReservation)
-                .where(
-                    QuotaReservation.account_id == principal.account_id,
-                    QuotaReservation.period == period,
-                    QuotaReservation.expires_at > now,
-                )
-            ).scalar_one()
+            self._ensure_row(connection, principal.account_id, period)
+            used = connection.execute(_USED_FOR_UPDATE, keys).scalar_one()
+            held = connection.execute(_HELD, {**keys, "now": now}).scalar_one()
             if used + held >= limit:
                 return int(used)
-            session.add(
-                QuotaReservation(
-                    id=reservation_id,
-                    account_id=principal.account_id,
-                    period=period,
-                    expires_at=now + RESERVATION_TTL,
-                )
+            connection.execute(
+                _RESERVE, {**keys, "id": reservation_id, "expires_at": now + RESERVATION_TTL}
             )
             return None
 
-        refused_at = await self.db.write(work)
+        refused_at = await self.db.write_core(work)
         if refused_at is not None:
             _, end = period_bounds(now)
             raise QuotaExceededError(

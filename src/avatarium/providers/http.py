@@ -18,9 +18,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from avatarium.providers.errors import FailureCategory, ProviderError
+from avatarium.providers.transport import (
+    OutboundRequest,
+    TransportError,
+    TransportTimeoutError,
+    VendorClient,
+    VendorResponse,
+)
 
 RETRYABLE_STATUS = {408, 409, 429}
 INITIAL_BACKOFF_S = 0.5
@@ -43,7 +48,7 @@ class RetryPolicy:
         return float(base * (1 - 0.25 * random.random()))  # jitter spreads many clients
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
+def retry_after_seconds(response: VendorResponse) -> float | None:
     """``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), if present."""
     millis = response.headers.get("retry-after-ms")
     if millis:
@@ -91,7 +96,7 @@ Classifier = Callable[[int, bytes], FailureCategory | None]
 
 
 def status_failure(
-    provider: str, response: httpx.Response, body: bytes, classify: Classifier | None = None
+    provider: str, response: VendorResponse, body: bytes, classify: Classifier | None = None
 ) -> ProviderError:
     category = classify(response.status_code, body) if classify else None
     return ProviderError(
@@ -108,20 +113,20 @@ def is_retryable(error: ProviderError, status: int | None) -> bool:
     return error.category.retryable
 
 
-def new_client(policy: RetryPolicy) -> httpx.AsyncClient:
-    """One pooled client per provider; the timeout covers connect, each read and the pool."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(policy.timeout_s), follow_redirects=False)
+def new_client(policy: RetryPolicy) -> VendorClient:
+    """One pooled client per provider; the timeout covers connecting and each read."""
+    return VendorClient(policy.timeout_s)
 
 
 @asynccontextmanager
 async def open_response(
-    client: httpx.AsyncClient,
+    client: VendorClient,
     provider: str,
     policy: RetryPolicy,
-    build: Callable[[], httpx.Request],
+    build: Callable[[], OutboundRequest],
     classify: Classifier | None = None,
     sleep: Callable[[float], Any] = asyncio.sleep,
-) -> AsyncIterator[httpx.Response]:
+) -> AsyncIterator[VendorResponse]:
     """A successful (2xx) streaming response, retried per ``policy`` until then.
 
     Once yielded, no retry happens: the caller owns the body and its failures.
@@ -130,11 +135,11 @@ async def open_response(
     while True:
         status: int | None = None
         try:
-            response = await client.send(build(), stream=True)
-        except httpx.TimeoutException as exc:
-            error = ProviderError(FailureCategory.TIMEOUT, provider, f"timed out: {exc!r}")
-        except httpx.TransportError as exc:
-            error = ProviderError(FailureCategory.UNAVAILABLE, provider, f"connection: {exc!r}")
+            response = await client.send(build())
+        except TransportTimeoutError as exc:
+            error = ProviderError(FailureCategory.TIMEOUT, provider, f"timed out: {exc}")
+        except TransportError as exc:
+            error = ProviderError(FailureCategory.UNAVAILABLE, provider, f"connection: {exc}")
         else:
             if response.is_success:
                 try:
@@ -145,7 +150,7 @@ async def open_response(
             status = response.status_code
             try:
                 body = await response.aread()
-            except httpx.HTTPError:
+            except TransportError:
                 body = b""
             finally:
                 await response.aclose()
@@ -156,15 +161,15 @@ async def open_response(
         await sleep(policy.delay(attempt, error.retry_after))
 
 
-async def read_json(response: httpx.Response, provider: str) -> Any:
+async def read_json(response: VendorResponse, provider: str) -> Any:
     """A whole JSON body, with read failures and malformed bodies as ProviderErrors."""
     try:
         body = await response.aread()
-    except httpx.TimeoutException as exc:
-        raise ProviderError(FailureCategory.TIMEOUT, provider, f"read timed out: {exc!r}") from exc
-    except httpx.TransportError as exc:
+    except TransportTimeoutError as exc:
+        raise ProviderError(FailureCategory.TIMEOUT, provider, f"read timed out: {exc}") from exc
+    except TransportError as exc:
         raise ProviderError(
-            FailureCategory.UNAVAILABLE, provider, f"connection lost: {exc!r}"
+            FailureCategory.UNAVAILABLE, provider, f"connection lost: {exc}"
         ) from exc
     try:
         return json.loads(body)
@@ -172,7 +177,7 @@ async def read_json(response: httpx.Response, provider: str) -> Any:
         raise ProviderError(FailureCategory.BAD_RESPONSE, provider, "malformed JSON body") from exc
 
 
-async def sse_events(response: httpx.Response, provider: str) -> AsyncIterator[tuple[str, str]]:
+async def sse_events(response: VendorResponse, provider: str) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs of a Server-Sent Events body, per the WHATWG parsing rules.
 
     A 2xx answer that is not an event stream is a ``bad_response``.
@@ -201,10 +206,10 @@ async def sse_events(response: httpx.Response, provider: str) -> AsyncIterator[t
                 event = value
             elif name == "data":
                 data.append(value)
-    except httpx.TimeoutException as exc:
-        raise ProviderError(FailureCategory.TIMEOUT, provider, f"stream stalled: {exc!r}") from exc
-    except httpx.TransportError as exc:
-        raise ProviderError(FailureCategory.UNAVAILABLE, provider, f"stream cut: {exc!r}") from exc
+    except TransportTimeoutError as exc:
+        raise ProviderError(FailureCategory.TIMEOUT, provider, f"stream stalled: {exc}") from exc
+    except TransportError as exc:
+        raise ProviderError(FailureCategory.UNAVAILABLE, provider, f"stream cut: {exc}") from exc
     if data:
         yield event, "\n".join(data)
 

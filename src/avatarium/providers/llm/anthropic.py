@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
-
 from avatarium.core.events import TextDelta, Usage
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
@@ -17,6 +15,7 @@ from avatarium.providers.http import open_response, parse_json, sse_events
 from avatarium.providers.llm.base import ChatRequest
 from avatarium.providers.llm.cloud import CloudLLM, split_system
 from avatarium.providers.registry import ProviderSpec, cloud_config
+from avatarium.providers.transport import OutboundRequest
 
 API_VERSION = "2023-06-01"
 # Anthropic's error types that a retry can fix (529 is "overloaded_error").
@@ -26,7 +25,7 @@ RETRYABLE_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
 class AnthropicProvider(CloudLLM):
     """Streams ``POST {base}/v1/messages``."""
 
-    def _request(self, request: ChatRequest) -> httpx.Request:
+    def _request(self, request: ChatRequest) -> OutboundRequest:
         system, turns = split_system(request.messages)
         body: dict[str, object] = {
             "model": request.model or self.config.model,

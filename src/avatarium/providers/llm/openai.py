@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
-
 from avatarium.core.events import TextDelta, Usage
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
@@ -18,12 +16,13 @@ from avatarium.providers.http import open_response, parse_json, sse_events
 from avatarium.providers.llm.base import ChatRequest
 from avatarium.providers.llm.cloud import CloudLLM
 from avatarium.providers.registry import ProviderSpec, cloud_config
+from avatarium.providers.transport import OutboundRequest
 
 
 class OpenAICompatibleProvider(CloudLLM):
     """Streams ``POST {base}/chat/completions`` with usage included in the stream."""
 
-    def _request(self, request: ChatRequest) -> httpx.Request:
+    def _request(self, request: ChatRequest) -> OutboundRequest:
         body = {
             "model": request.model or self.config.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 
-import httpx
-
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.http import open_response, read_json
 from avatarium.providers.registry import ProviderSpec, cloud_config
+from avatarium.providers.transport import OutboundRequest
 from avatarium.providers.tts.base import Speech, Voice
 from avatarium.providers.tts.cloud import CloudSpeech, timings_from_characters
 from avatarium.speech.mp3 import mp3_duration_ms
@@ -37,7 +36,7 @@ class ElevenLabsProvider(CloudSpeech):
         return {"xi-api-key": self.config.api_key}
 
     async def synthesize(self, text: str, voice_id: str) -> Speech:
-        def request() -> httpx.Request:
+        def request() -> OutboundRequest:
             return self._client.build_request(
                 "POST",
                 self._url(f"/v1/text-to-speech/{voice_id}/with-timestamps"),
@@ -64,7 +63,7 @@ class ElevenLabsProvider(CloudSpeech):
         return Speech(mp3, duration, visemes or None, words or None, len(text))
 
     async def _fetch_voices(self) -> list[Voice]:
-        def request() -> httpx.Request:
+        def request() -> OutboundRequest:
             return self._client.build_request(
                 "GET", self._url("/v1/voices"), headers=self._headers()
             )

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 
-import httpx
-
 from avatarium.core.settings import Settings
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.http import open_response, read_json
 from avatarium.providers.registry import ProviderSpec, cloud_config
+from avatarium.providers.transport import OutboundRequest
 from avatarium.providers.tts.base import Speech, Voice
 from avatarium.providers.tts.cloud import CloudSpeech
 from avatarium.speech.mp3 import mp3_duration_ms
@@ -42,7 +41,7 @@ class GoogleSpeechProvider(CloudSpeech):
     name = "google"
     default_voice = DEFAULT_VOICE
 
-    def _get(self, path: str, body: object | None = None) -> httpx.Request:
+    def _get(self, path: str, body: object | None = None) -> OutboundRequest:
         return self._client.build_request(
             "POST" if body is not None else "GET",
             f"{self.config.base_url.rstrip('/')}{path}",

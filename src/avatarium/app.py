@@ -17,9 +17,10 @@ from starlette.staticfiles import StaticFiles
 
 from avatarium.accounts.service import AccountService
 from avatarium.api import health
+from avatarium.api.cors import cors_middleware
 from avatarium.api.errors import handle_avatarium_error, handle_http_exception
-from avatarium.api.http_policy import SecurityHeadersMiddleware, cors_middleware
 from avatarium.api.request_context import RequestContextMiddleware
+from avatarium.api.security_headers import SecurityHeaders
 from avatarium.api.state import AppState
 from avatarium.avatars import router as avatars_router
 from avatarium.avatars.catalog import AvatarCatalog
@@ -156,9 +157,8 @@ def create_app(
         ],
         middleware=[
             # Outermost first: every answer, a refused CORS preflight included, gets a
-            # request id and the security headers.
-            Middleware(RequestContextMiddleware),
-            Middleware(SecurityHeadersMiddleware, settings=settings),
+            # request id and the security headers (added in one wrapper, they cost little).
+            Middleware(RequestContextMiddleware, security=SecurityHeaders(settings)),
             *cors_middleware(settings),
         ],
         exception_handlers={

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from avatarium.api.security_headers import SecurityHeaders
 from avatarium.core.errors import InternalError
 from avatarium.core.ids import new_id, valid_client_request_id
 from avatarium.core.timing import Timings, current_timings
@@ -23,10 +24,12 @@ def current_request_id() -> str | None:
 
 
 class RequestContextMiddleware:
-    """Pure ASGI middleware (no per-request task or body buffering, so it costs microseconds)."""
+    """Pure ASGI middleware (no per-request task or body buffering, so it costs microseconds).
+    It also adds the security headers, when given them."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, security: SecurityHeaders | None = None) -> None:
         self.app = app
+        self._security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -52,6 +55,8 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"server-timing", timings.header().encode()))
+                if self._security is not None and scope["type"] == "http":
+                    self._security.add(scope["path"], headers)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from avatarium.core.errors import InvalidParameterError
-from avatarium.providers.llm.base import ChatMessage, LLMProvider
+from avatarium.providers.llm.base import ChatMessage, CountsEachMessage, LLMProvider
 
 
 class Turn(NamedTuple):
@@ -36,9 +36,17 @@ def build_prompt(
             "too_long",
             "The message is too long for the model's context window.",
         )
-    # Built-in counters are additive (a prompt's count is its messages' counts plus a fixed
-    # overhead), so each turn's share is counted once, newest first.
-    overhead = provider.count_tokens([])
+    additive = isinstance(provider, CountsEachMessage)
+    if isinstance(provider, CountsEachMessage):
+        cost = provider.message_tokens
+    else:
+        overhead = provider.count_tokens([])
+
+        def cost(message: ChatMessage) -> int:
+            return provider.count_tokens([message]) - overhead
+
+    # Walk back from the newest turn, counting each message once; keep whole turns (a
+    # prompt never opens with an assistant line).
     kept: list[ChatMessage] = []
     pending: list[ChatMessage] = []
     pending_cost = 0
@@ -46,9 +54,9 @@ def build_prompt(
         turn = history[index]
         message = ChatMessage("user" if turn.role == "user" else "assistant", turn.content)
         pending.append(message)
-        pending_cost += provider.count_tokens([message]) - overhead
+        pending_cost += cost(message)
         if message.role != "user":
-            continue  # a prompt never opens with an assistant line: keep whole turns
+            continue
         if used + pending_cost > budget:
             break
         used += pending_cost
@@ -56,8 +64,10 @@ def build_prompt(
         pending, pending_cost = [], 0
     kept.reverse()
     prompt = [system, *kept, latest]
-    # A third-party counter need not be additive: check the whole, and drop more turns
-    # from the front if it is over.
+    if additive:
+        return prompt
+    # A counter that is not additive: check the whole, and drop more turns from the front
+    # while it is over.
     while kept and provider.count_tokens(prompt) > budget:
         drop = 1
         while drop < len(kept) and kept[drop].role != "user":

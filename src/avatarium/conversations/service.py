@@ -172,10 +172,8 @@ class ConversationService:
                 return conversation, []
             rows = connection.execute(
                 _HISTORY, {"conversation_id": conversation.id, "limit": limit}
-            )
-            turns = [Turn(role, content) for role, content in rows]
-            turns.reverse()
-            return conversation, turns
+            ).all()
+            return conversation, [Turn(role, content) for role, content in reversed(rows)]
 
         return await self.db.read_core(work)
 

@@ -56,3 +56,14 @@ class LLMProvider(Protocol):
     def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | Usage]:
         """Generate; stopping the iteration early cancels the generation."""
         ...
+
+
+@runtime_checkable
+class CountsEachMessage(Protocol):
+    """A provider whose prompt count is additive: ``count_tokens(messages)`` equals
+    ``count_tokens([])`` plus each message's ``message_tokens``. Trimming a long history
+    then counts each message once (the built-in providers are; a plugin may be)."""
+
+    def message_tokens(self, message: ChatMessage) -> int:
+        """The tokens ``message`` adds to a prompt."""
+        ...

@@ -29,6 +29,11 @@ def estimate_tokens(messages: list[ChatMessage]) -> int:
     return sum(len(m.content) // 3 + 4 for m in messages) + 2
 
 
+def estimate_message_tokens(message: ChatMessage) -> int:
+    """What one message adds to :func:`estimate_tokens` (the estimate is additive)."""
+    return len(message.content) // 3 + 4
+
+
 def split_system(messages: list[ChatMessage]) -> tuple[str, list[ChatMessage]]:
     """The system prompt and the remaining turns (vendors that take it separately)."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
@@ -53,3 +58,6 @@ class CloudLLM:
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:
         return estimate_tokens(messages)
+
+    def message_tokens(self, message: ChatMessage) -> int:
+        return estimate_message_tokens(message)

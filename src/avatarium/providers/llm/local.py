@@ -49,6 +49,9 @@ class LocalProvider:
         # send only tokenizes its new message.
         return self._reply_cue + sum(self._message_tokens(m.role, m.content) for m in messages)
 
+    def message_tokens(self, message: ChatMessage) -> int:
+        return self._message_tokens(message.role, message.content)
+
     @functools.cached_property
     def _reply_cue(self) -> int:
         return len(self.engine().tokenize(chatml([])))

@@ -120,6 +120,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(head + body)
         self.transport.close()
 
+    def shutdown(self) -> None:
+        # A response that completed this turn may still sit in its writer: send it before
+        # uvicorn closes the connection.
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and isinstance(cycle.transport, CoalescingWriter):
+            cycle.transport.flush()
+        super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_clock()
         super().connection_lost(exc)

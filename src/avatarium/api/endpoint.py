@@ -15,8 +15,9 @@ from typing import Any, Literal
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from avatarium.api.body import parse_object, read_body
+from avatarium.api.body import is_multipart, parse_object, read_body
 from avatarium.api.errors import error_response
+from avatarium.api.multipart import Form, parse_form
 from avatarium.api.state import AppState, state_of
 from avatarium.core.errors import (
     AvatariumError,
@@ -60,6 +61,14 @@ class Call:
                 await admission.release()
 
         return release
+
+    @property
+    def is_multipart(self) -> bool:
+        return is_multipart(self.request.headers.get("content-type"))
+
+    async def form(self, file_limit: int) -> Form:
+        """The body as a multipart form (endpoints declared with ``upload_limit``)."""
+        return await parse_form(self.raw_body, self.request.headers, file_limit=file_limit)
 
     def json_object(self, *, optional: bool = False) -> dict[str, Any]:
         return parse_object(
@@ -155,10 +164,12 @@ def endpoint(
     write: bool = False,
     cancel_on_disconnect: bool = False,
     client_token: bool = False,
+    upload_limit: int | None = None,
 ) -> Callable[[Handler], Any]:
     """Wrap a handler in the pipeline. ``write`` endpoints refuse read-only keys;
     ``cancel_on_disconnect`` stops long work when the client leaves; ``client_token``
-    endpoints accept a client token for the conversation in their path."""
+    endpoints accept a client token for the conversation in their path; ``upload_limit``
+    endpoints also take a multipart body with a file of up to that many bytes."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
@@ -169,7 +180,9 @@ def endpoint(
             headers: dict[str, str] = {}
             try:
                 raw = (
-                    await read_body(request) if request.method in ("POST", "PUT", "PATCH") else b""
+                    await read_body(request, upload_limit)
+                    if request.method in ("POST", "PUT", "PATCH")
+                    else b""
                 )
                 principal = await authenticate(request, state, auth)
                 if principal is not None:

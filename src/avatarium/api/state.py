@@ -15,6 +15,7 @@ from avatarium.core.settings import Settings
 from avatarium.keys.client_tokens import ClientTokenService
 from avatarium.keys.service import KeyService
 from avatarium.limits.base import RequestGate
+from avatarium.listening.service import ListeningService
 from avatarium.providers.registry import ProviderRegistry
 from avatarium.speech.service import SpeechService
 from avatarium.storage.audio import AudioStore
@@ -40,6 +41,7 @@ class AppState:
     conversations: ConversationService
     gate: RequestGate
     usage: UsageLedger
+    listening: ListeningService
 
 
 def state_of(connection: HTTPConnection) -> AppState:

@@ -6,6 +6,7 @@ A field spec says what a field must be; :func:`validate` reports the first probl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,3 +147,19 @@ def query_choice(
         return default
     check_field(Field(name, str, allowed=allowed), raw)
     return raw
+
+
+# BCP 47 as clients send it: a primary language subtag, then optional subtags (de-DE,
+# zh-Hant-TW, es-419); checked for shape, not against the registry.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+
+
+def check_language(value: str, field: str = "language") -> str:
+    """A BCP 47 language tag, or 400 ``invalid_parameter``."""
+    if not _LANGUAGE_TAG.fullmatch(value):
+        raise InvalidParameterError(
+            field,
+            "invalid_type",
+            f"{field} must be a BCP 47 language tag such as 'en' or 'de-DE'.",
+        )
+    return value

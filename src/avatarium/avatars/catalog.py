@@ -65,7 +65,7 @@ def _parse(entry: Any, source: Path) -> Avatar:
         raise AvatarFileError(f"{source}: avatar is missing {exc.args[0]!r}") from exc
     if not _ID.match(avatar.id):
         raise AvatarFileError(f"{source}: bad avatar id {avatar.id!r} (use a-z, 0-9 and '-')")
-    unknown = set(avatar.defaults) - {"ai_provider", "tts_provider"}
+    unknown = set(avatar.defaults) - {"ai_provider", "tts_provider", "stt_provider", "language"}
     if unknown:
         raise AvatarFileError(f"{source}: unknown defaults {sorted(unknown)} in {avatar.id}")
     return avatar

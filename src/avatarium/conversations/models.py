@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avatarium.storage.base import Base, UTCDateTime
@@ -30,6 +40,9 @@ class Conversation(Base):
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     ai_tokens: Mapped[int] = mapped_column(Integer, default=0)
     tts_characters: Mapped[int] = mapped_column(Integer, default=0)
+    stt_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    stt_provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    language: Mapped[str | None] = mapped_column(String(35), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -51,6 +64,11 @@ class Message(Base):
     tts_provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
     ai_tokens: Mapped[int] = mapped_column(Integer, default=0)
     tts_characters: Mapped[int] = mapped_column(Integer, default=0)
+    stt_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # How a spoken user message was given: {type: "audio", duration_ms, stt_provider, language}.
+    input: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A reply the user spoke over: it holds the text whose audio had been sent.
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -10,6 +10,7 @@ from avatarium.conversations.models import Conversation, Message
 from avatarium.core.clock import rfc3339
 from avatarium.speech.models import AudioClip
 from avatarium.speech.service import SpeechService
+from avatarium.usage.ledger import stt_seconds
 
 MAX_CONTENT = 5_000
 MAX_SYSTEM_PROMPT = 2_000
@@ -23,6 +24,8 @@ CREATE_FIELDS = [
     Field("system_prompt", str, not_blank=True, max_length=MAX_SYSTEM_PROMPT),
     Field("metadata", dict),
     Field("byok", dict),
+    Field("stt_provider", str, not_blank=True, max_length=40),
+    Field("language", str, not_blank=True, max_length=35),
 ]
 
 SEND_FIELDS = [
@@ -59,6 +62,8 @@ def conversation_json(
             "tts_provider": conversation.tts_provider,
             "voice_id": conversation.voice_id,
             "model": conversation.model,
+            "stt_provider": conversation.stt_provider,
+            "language": conversation.language,
             "sandbox": conversation.mode == "test",
         },
         "byok_enabled": conversation.byok_secret is not None,
@@ -67,6 +72,7 @@ def conversation_json(
         "usage": {
             "ai_tokens": conversation.ai_tokens,
             "tts_characters": conversation.tts_characters,
+            "stt_seconds": stt_seconds(conversation.stt_ms or 0),
         },
     }
     if conversation.ended_at is not None:
@@ -89,9 +95,16 @@ def message_json(
         "audio": audio,
         "reply_to": message.reply_to,
         "created_at": rfc3339(message.created_at),
-        "usage": {"ai_tokens": message.ai_tokens, "tts_characters": message.tts_characters},
+        "usage": {
+            "ai_tokens": message.ai_tokens,
+            "tts_characters": message.tts_characters,
+            "stt_seconds": stt_seconds(message.stt_ms or 0),
+        },
     }
+    if message.input is not None:
+        body["input"] = dict(message.input)
     if message.role == "assistant":
+        body["interrupted"] = bool(message.interrupted)
         # Which providers actually answered (they differ from the conversation's after a
         # fallback) *(extension)*.
         body["ai_provider"] = message.ai_provider

@@ -10,7 +10,13 @@ from sqlalchemy import Select, and_, bindparam, delete, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from avatarium.api.validation import query_choice, query_int, validate, validate_metadata
+from avatarium.api.validation import (
+    check_language,
+    query_choice,
+    query_int,
+    validate,
+    validate_metadata,
+)
 from avatarium.avatars.catalog import AvatarCatalog
 from avatarium.conversations.idempotency import Attempt, IdempotencyStore
 from avatarium.conversations.models import Conversation, Message
@@ -31,7 +37,7 @@ from avatarium.keys.service import Principal
 from avatarium.providers.byok import ByokProviders, parse_byok, seal
 from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import ProviderRegistry
-from avatarium.providers.selection import select_llm, select_tts
+from avatarium.providers.selection import select_llm, select_stt, select_tts
 from avatarium.speech.models import AudioClip
 from avatarium.speech.service import SpeechService
 from avatarium.storage.base import from_row, table_of
@@ -94,6 +100,10 @@ class ConversationService:
             select_llm(self.providers, fields["ai_provider"], principal.mode)
         if "tts_provider" in fields:
             select_tts(self.providers, fields["tts_provider"], principal.mode)
+        if "stt_provider" in fields:
+            select_stt(self.providers, fields["stt_provider"], principal.mode)
+        if "language" in fields:
+            check_language(fields["language"])
         avatar = self.avatars.get(fields["avatar_id"])
         if avatar is None:
             raise AvatarNotFoundError(
@@ -138,6 +148,10 @@ class ConversationService:
             created_at=now,
             updated_at=now,
             byok_secret=seal(self.sealer, byok) if byok is not None else None,
+            stt_ms=0,
+            stt_provider=fields.get("stt_provider")
+            or avatar.defaults.get("stt_provider", self.settings.default_stt_provider),
+            language=fields.get("language") or avatar.defaults.get("language"),
         )
         body_out = self.render(conversation)
 

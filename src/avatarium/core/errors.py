@@ -184,6 +184,11 @@ class TTSProviderError(ProviderUnavailableError):
     label = "speech"
 
 
+class STTProviderError(ProviderUnavailableError):
+    code = "stt_provider_error"
+    label = "speech-to-text"
+
+
 class ServiceUnavailableError(AvatariumError):
     status_code = 503
     code = "service_unavailable"

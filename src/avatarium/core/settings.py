@@ -26,6 +26,7 @@ class Settings(BaseSettings):
 
     default_ai_provider: str = "local"
     default_tts_provider: str = "espeak"
+    default_stt_provider: str = "whisper"
 
     provider_timeout_s: float = Field(default=30.0, gt=0)
     provider_max_retries: int = Field(default=2, ge=0, le=10)
@@ -51,10 +52,17 @@ class Settings(BaseSettings):
     google_tts_api_key: SecretStr | None = None
     google_tts_base_url: str = "https://texttospeech.googleapis.com"
     google_tts_model: str = ""
+    # Speech to text: OpenAI and Groq share their LLM keys and base URLs.
+    openai_stt_model: str = "whisper-1"
+    groq_stt_model: str = "whisper-large-v3-turbo"
+    deepgram_api_key: SecretStr | None = None
+    deepgram_base_url: str = "wss://api.deepgram.com"
+    deepgram_model: str = "nova-2"
     cloud_max_tokens: int = Field(default=300, ge=1, le=8192)
 
     ai_fallback: str = ""
     tts_fallback: str = ""
+    stt_fallback: str = ""
     fallback_cooldown_s: float = Field(default=30.0, ge=0)
 
     # Embedded model: bounded replies keep a 2-core machine responsive.
@@ -63,6 +71,16 @@ class Settings(BaseSettings):
     local_max_tokens: int = Field(default=96, ge=1, le=4096)
     local_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     local_model_path: Path | None = None
+    # Embedded speech recognition (Whisper tiny.en): its threads, and another model
+    # directory (CTranslate2 format) in place of the bundled one.
+    whisper_threads: int = Field(default=2, ge=1, le=64)
+    whisper_model_dir: Path | None = None
+    # Voice input: the silence that ends a turn in continuous mode, how much speech a
+    # barge-in needs, and how often a partial transcript is re-decoded while the user speaks.
+    vad_silence_ms: int = Field(default=600, ge=100, le=10_000)
+    vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    barge_in_ms: int = Field(default=250, ge=32, le=5_000)
+    partial_interval_ms: int = Field(default=700, ge=200, le=10_000)
     # The newest stored messages a send reads as history (then trimmed to the model's
     # context); bounds a send's cost however long the conversation grows.
     history_max_messages: int = Field(default=100, ge=0, le=10_000)

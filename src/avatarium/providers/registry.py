@@ -21,6 +21,7 @@ from avatarium.core.settings import Settings
 from avatarium.providers.http import RetryPolicy
 from avatarium.providers.llm.base import LLMProvider
 from avatarium.providers.llm.cloud import CloudConfig
+from avatarium.providers.stt.base import STTProvider
 from avatarium.providers.tts.base import TTSProvider
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,17 @@ ENTRY_POINT_GROUP = "avatarium.providers"
 # Names the API documents; a documented name without an installed adapter is "not configured".
 DOCUMENTED_AI = ("groq", "openai", "gemini", "anthropic", "local")
 DOCUMENTED_TTS = ("google", "elevenlabs", "browser", "espeak")
+DOCUMENTED_STT = ("whisper", "openai", "groq", "deepgram")
 EMBEDDED_AI = "local"
 EMBEDDED_TTS = "espeak"
+EMBEDDED_STT = "whisper"
+DOCUMENTED: dict[str, tuple[str, ...]] = {
+    "llm": DOCUMENTED_AI,
+    "tts": DOCUMENTED_TTS,
+    "stt": DOCUMENTED_STT,
+}
+Kind = Literal["llm", "tts", "stt"]
+Provider = LLMProvider | TTSProvider | STTProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +49,8 @@ class ProviderSpec:
     providers that accept a client's own key (BYOK), from an explicit configuration."""
 
     name: str
-    kind: Literal["llm", "tts"]
-    build: Callable[[Settings], LLMProvider | TTSProvider | None]
+    kind: Kind
+    build: Callable[[Settings], Provider | None]
     from_config: Callable[[CloudConfig], LLMProvider] | None = None
 
 
@@ -76,7 +86,7 @@ class ProviderRegistry:
     def __init__(self, settings: Settings, *, load_plugins: bool = True) -> None:
         self._settings = settings
         self._specs: dict[tuple[str, str], ProviderSpec] = {}
-        self._built: dict[tuple[str, str], LLMProvider | TTSProvider | None] = {}
+        self._built: dict[tuple[str, str], Provider | None] = {}
         if load_plugins:
             for point in entry_points(group=ENTRY_POINT_GROUP):
                 try:
@@ -94,13 +104,13 @@ class ProviderRegistry:
         self._specs[(spec.kind, spec.name)] = spec
         self._built.pop((spec.kind, spec.name), None)
 
-    def names(self, kind: Literal["llm", "tts"]) -> list[str]:
+    def names(self, kind: Kind) -> list[str]:
         """Every name a client may use: documented ones and registered plugins."""
-        documented = DOCUMENTED_AI if kind == "llm" else DOCUMENTED_TTS
+        documented = DOCUMENTED[kind]
         extra = sorted(name for k, name in self._specs if k == kind and name not in documented)
         return [*documented, *extra]
 
-    def _get(self, kind: Literal["llm", "tts"], name: str) -> LLMProvider | TTSProvider | None:
+    def _get(self, kind: Kind, name: str) -> Provider | None:
         key = (kind, name)
         if key not in self._built:
             spec = self._specs.get(key)
@@ -121,7 +131,7 @@ class ProviderRegistry:
                 await close()
         self._built.clear()
 
-    def spec(self, kind: Literal["llm", "tts"], name: str) -> ProviderSpec | None:
+    def spec(self, kind: Kind, name: str) -> ProviderSpec | None:
         """The registered spec of a provider, if any."""
         return self._specs.get((kind, name))
 
@@ -129,4 +139,10 @@ class ProviderRegistry:
         """The configured TTS provider ``name``, or ``None`` if not configured."""
         provider = self._get("tts", name)
         assert provider is None or isinstance(provider, TTSProvider)
+        return provider
+
+    def stt(self, name: str) -> STTProvider | None:
+        """The configured speech-to-text provider ``name``, or ``None`` if not configured."""
+        provider = self._get("stt", name)
+        assert provider is None or isinstance(provider, STTProvider)
         return provider

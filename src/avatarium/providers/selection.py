@@ -8,7 +8,14 @@ from typing import Generic, TypeVar
 
 from avatarium.core.errors import InvalidParameterError
 from avatarium.providers.llm.base import LLMProvider
-from avatarium.providers.registry import EMBEDDED_AI, EMBEDDED_TTS, ProviderRegistry
+from avatarium.providers.registry import (
+    EMBEDDED_AI,
+    EMBEDDED_STT,
+    EMBEDDED_TTS,
+    Kind,
+    ProviderRegistry,
+)
+from avatarium.providers.stt.base import STTProvider
 from avatarium.providers.tts.base import TTSProvider
 
 P = TypeVar("P")
@@ -23,8 +30,8 @@ class Selected(Generic[P]):
     sandbox: bool
 
 
-def _check_name(registry: ProviderRegistry, kind: str, name: str, field: str) -> None:
-    names = registry.names("llm" if kind == "llm" else "tts")
+def _check_name(registry: ProviderRegistry, kind: Kind, name: str, field: str) -> None:
+    names = registry.names(kind)
     if name not in names:
         raise InvalidParameterError(
             field, "not_allowed", f"{field} must be one of: {', '.join(names)}.", allowed=names
@@ -65,6 +72,19 @@ def select_tts(
     _check_name(registry, "tts", name, field)
     serving = _serving(name, mode, EMBEDDED_TTS)
     provider = registry.tts(serving)
+    if provider is None:
+        raise _not_configured(field, serving)
+    return Selected(serving, provider, sandbox=mode == "test")
+
+
+def select_stt(
+    registry: ProviderRegistry, name: str, mode: str, field: str = "stt_provider"
+) -> Selected[STTProvider]:
+    """The speech-to-text provider serving ``name`` for a key of ``mode``, or the
+    documented 400 (test keys are served by the embedded recogniser)."""
+    _check_name(registry, "stt", name, field)
+    serving = _serving(name, mode, EMBEDDED_STT)
+    provider = registry.stt(serving)
     if provider is None:
         raise _not_configured(field, serving)
     return Selected(serving, provider, sandbox=mode == "test")

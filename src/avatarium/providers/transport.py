@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import codecs
 import re
-from collections.abc import AsyncIterator, Mapping
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,35 @@ class OutboundRequest:
     headers: Mapping[str, str]
     body: bytes | None = None
     params: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FormPart:
+    """One part of a ``multipart/form-data`` body: a field, or a file when ``filename``."""
+
+    name: str
+    value: bytes | str
+    filename: str | None = None
+    content_type: str | None = None
+
+
+def multipart_form(parts: Sequence[FormPart]) -> tuple[bytes, str]:
+    """An RFC 7578 body and its Content-Type, built once so a retry resends the same bytes."""
+    boundary = f"avatarium-{secrets.token_hex(16)}"
+    out = bytearray()
+    for part in parts:
+        name = part.name.replace('"', "%22")
+        disposition = f'form-data; name="{name}"'
+        if part.filename is not None:
+            disposition += f'; filename="{part.filename.replace(chr(34), "%22")}"'
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if part.content_type is not None:
+            out += f"Content-Type: {part.content_type}\r\n".encode()
+        out += b"\r\n"
+        out += part.value.encode("utf-8") if isinstance(part.value, str) else part.value
+        out += b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
 class VendorResponse:
@@ -104,6 +134,7 @@ class VendorClient:
         url: str,
         *,
         json: Any = None,
+        form: Sequence[FormPart] | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> OutboundRequest:
@@ -112,6 +143,8 @@ class VendorClient:
         if json is not None:
             body = orjson.dumps(json)
             all_headers["Content-Type"] = "application/json"
+        elif form is not None:
+            body, all_headers["Content-Type"] = multipart_form(form)
         return OutboundRequest(method, url, all_headers, body, params)
 
     def _pool(self) -> aiohttp.ClientSession:

@@ -37,6 +37,7 @@ def _build_upsert(insert: Any) -> Any:
         ai_tokens=bindparam("ai_tokens"),
         tts_characters=bindparam("tts_characters"),
         ai_tokens_estimated=bindparam("ai_tokens_estimated"),
+        stt_ms=bindparam("stt_ms"),
     )
     added = statement.excluded
     return statement.on_conflict_do_update(
@@ -46,6 +47,7 @@ def _build_upsert(insert: Any) -> Any:
             "ai_tokens": UsagePeriod.ai_tokens + added.ai_tokens,
             "tts_characters": UsagePeriod.tts_characters + added.tts_characters,
             "ai_tokens_estimated": UsagePeriod.ai_tokens_estimated + added.ai_tokens_estimated,
+            "stt_ms": UsagePeriod.stt_ms + added.stt_ms,
         },
     )
 
@@ -91,6 +93,11 @@ _RESERVE = insert(table_of(QuotaReservation)).values(
     expires_at=bindparam("expires_at", type_=UTCDateTime()),
 )
 _DELETE_RESERVATION = delete(QuotaReservation).where(QuotaReservation.id == bindparam("id"))
+
+
+def stt_seconds(stt_ms: int) -> float:
+    """Transcribed audio as the API reports it: seconds, to 0.1."""
+    return round(stt_ms / 1000, 1)
 
 
 def period_of(moment: datetime) -> str:
@@ -165,6 +172,7 @@ class UsageLedger:
         tts_characters: int,
         *,
         ai_tokens_estimated: int = 0,
+        stt_ms: int = 0,
     ) -> None:
         """Add to the period's counters: one prebuilt upsert (it runs in every send)."""
         connection.execute(
@@ -176,8 +184,19 @@ class UsageLedger:
                 "ai_tokens": ai_tokens,
                 "tts_characters": tts_characters,
                 "ai_tokens_estimated": ai_tokens_estimated,
+                "stt_ms": stt_ms,
             },
         )
+
+    async def add_transcribed(self, principal: Principal, stt_ms: int) -> None:
+        """Count audio a speech-to-text provider transcribed (whatever happens next: the
+        provider did the work)."""
+        period = period_of(self.clock.now())
+
+        def work(connection: Connection) -> None:
+            self.add_in(connection, principal.account_id, period, 0, 0, 0, stt_ms=stt_ms)
+
+        await self.db.write_core(work)
 
     async def reserve(self, principal: Principal) -> Reservation:
         """A place for one reply, or ``quota_exceeded``."""
@@ -235,6 +254,7 @@ class UsageLedger:
             "ai_tokens": row.ai_tokens if row else 0,
             "ai_tokens_estimated": row.ai_tokens_estimated if row else 0,
             "tts_characters": row.tts_characters if row else 0,
+            "stt_seconds": stt_seconds(row.stt_ms if row else 0),
             "limits": {
                 "requests_per_minute": principal.limits.requests_per_minute,
                 "concurrent_requests": principal.limits.concurrent_requests,

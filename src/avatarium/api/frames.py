@@ -8,7 +8,14 @@ from contextlib import aclosing
 from typing import Any
 
 from avatarium.core.errors import InternalError
-from avatarium.core.events import AudioChunk, Done, ErrorEvent, ReplyEvent, TextDelta
+from avatarium.core.events import (
+    AudioChunk,
+    Done,
+    ErrorEvent,
+    Interrupted,
+    ReplyEvent,
+    TextDelta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,8 @@ def reply_frame(event: ReplyEvent, request_id: str | None) -> tuple[str, dict[st
         }
     if isinstance(event, Done):
         return "done", event.message  # the stored message: id, content, audio_url, usage, ...
+    if isinstance(event, Interrupted):
+        return "interrupted", {"message_id": event.message["id"], "message": event.message}
     if isinstance(event, ErrorEvent):
         return "error", event.error.body(request_id)
     return None  # Usage: bookkeeping only

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
 from avatarium.conversations.prompt import Turn, build_prompt
-from avatarium.conversations.schemas import message_json
+from avatarium.conversations.schemas import MAX_CONTENT, message_json
 from avatarium.conversations.service import ConversationService
 from avatarium.conversations.voicing import ReplyVoice
 from avatarium.core.errors import (
@@ -33,11 +33,20 @@ from avatarium.core.errors import (
     InvalidRequestError,
     TTSProviderError,
 )
-from avatarium.core.events import Done, ErrorEvent, ReplyEvent, TextDelta, Usage
+from avatarium.core.events import (
+    AudioChunk,
+    Done,
+    ErrorEvent,
+    Interrupted,
+    ReplyEvent,
+    TextDelta,
+    Usage,
+)
 from avatarium.core.ids import new_id
 from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
+from avatarium.listening.service import Heard
 from avatarium.providers.byok import unseal
 from avatarium.providers.errors import FailureCategory, ProviderError, as_api_error
 from avatarium.providers.fallback import parse_chain
@@ -58,6 +67,7 @@ _CLAIM_SEQUENCE = (
     .values(
         message_count=Conversation.message_count + 2,
         ai_tokens=Conversation.ai_tokens + bindparam("added_ai_tokens"),
+        stt_ms=Conversation.stt_ms + bindparam("added_stt_ms"),
         tts_characters=Conversation.tts_characters + bindparam("added_tts_characters"),
         updated_at=bindparam("updated", type_=UTCDateTime()),
     )
@@ -67,6 +77,9 @@ _CLAIM_SEQUENCE = (
 _EXISTS = select(Conversation.id).where(Conversation.id == bindparam("id"))
 _INSERT_CLIP = insert(table_of(AudioClip))
 _INSERT_MESSAGE = insert(table_of(Message))
+
+
+Hearing = Callable[[], Awaitable[Heard]]  # transcribes a spoken message when called
 
 
 def ended_error() -> InvalidRequestError:
@@ -117,6 +130,14 @@ class _Generation:
         return prompt + completion, estimated
 
 
+# Put on a reply's queue to wake its loop for an interrupt; never handed on.
+_WAKE = TextDelta("")
+
+
+class _InterruptedError(Exception):
+    """The user spoke over the reply (raised inside the reply's own event loop)."""
+
+
 @dataclass(slots=True)
 class _Spent:
     """What a reply has written and its model cost so far (the cost counts even if it
@@ -125,6 +146,8 @@ class _Spent:
     text: str = ""
     ai_tokens: int = 0
     generation: _Generation | None = None  # the provider at work, until its Usage came
+    shown: list[str] = field(default_factory=list)  # text deltas handed to the client
+    spoken: list[AudioChunk] = field(default_factory=list)  # audio handed to the client
 
     def written(self) -> list[str]:
         """The text pieces of the provider that answered (a failed fallback wrote none)."""
@@ -155,6 +178,16 @@ class PreparedSend:
     started_at: Any = field(default=None)
     answered_ai: str | None = None
     answered_tts: str | None = None
+    heard: Heard | None = None  # the user spoke: what was heard, and how
+    interrupt_requested: bool = False
+    _wake: Callable[[], None] | None = None
+
+    def interrupt(self) -> None:
+        """Stop the reply at once and store what had been spoken (barge-in). A reply
+        already being stored is not stopped."""
+        self.interrupt_requested = True
+        if self._wake is not None:
+            self._wake()
 
 
 class ReplyService:
@@ -168,7 +201,7 @@ class ReplyService:
         principal: Principal,
         conversation: Conversation,
         history: Sequence[Turn],
-        content: str,
+        content: str | Hearing,
         want_speech: bool,
         base_url: str,
         usage: UsageLedger,
@@ -177,13 +210,19 @@ class ReplyService:
     ) -> PreparedSend:
         """Reserve a reply from the monthly quota, then do every check that can fail before
         any output; a send refused here gives its reservation straight back. ``chunked``
-        replies speak sentence by sentence while the model writes (streaming)."""
+        replies speak sentence by sentence while the model writes (streaming). A spoken
+        message comes as a ``Hearing``: it is transcribed once the quota has room (the
+        recogniser is a provider, so it runs last of the checks)."""
         reservation = await usage.reserve(principal)
+        heard: Heard | None = None
         try:
             if conversation.status == "ended":
                 raise ended_error()
             llm = self._llm_chain(principal, conversation)
             tts = await self._tts_chain(principal, conversation) if want_speech else []
+            if not isinstance(content, str):
+                heard = await content()
+                content = heard.text[:MAX_CONTENT]
             prompt = build_prompt(llm[0].provider, conversation.system_prompt, history, content)
         except BaseException:
             await reservation.release()
@@ -200,6 +239,7 @@ class ReplyService:
             reservation,
             chunked=chunked,
             started_at=self._c.clock.now(),
+            heard=heard,
         )
 
     def _llm_chain(
@@ -257,9 +297,19 @@ class ReplyService:
         succeeded = discarded = False
         try:
             produce = self._streamed if send.chunked else self._collected
-            async with aclosing(produce(send, voice, spent)) as events:
-                async for event in events:
-                    yield event
+            try:
+                async with aclosing(produce(send, voice, spent)) as events:
+                    async for event in events:
+                        if isinstance(event, AudioChunk):
+                            spent.spoken.append(event)
+                        elif isinstance(event, TextDelta):
+                            spent.shown.append(event.text)
+                        yield event
+            except _InterruptedError:
+                stored = await self._store_interrupted(send, voice, spent)
+                succeeded = True
+                yield Interrupted(stored)
+                return
             speech, clip = await voice.whole()
             stored = await self._store(send, spent, speech, clip, voice.clips())
             succeeded = True
@@ -272,6 +322,24 @@ class ReplyService:
         finally:
             if not succeeded and not discarded:  # cancelled, or a bug
                 await self._discard(send, voice, spent)
+
+    async def _store_interrupted(
+        self, send: PreparedSend, voice: ReplyVoice, spent: _Spent
+    ) -> dict[str, Any]:
+        """Store the user's message and the reply as far as it had been spoken: the text
+        whose audio went out (or, without speech, the text shown), marked interrupted."""
+        sent = len(spent.spoken)
+        for _speech, unsent in voice.parts[sent:]:  # made, but never announced
+            await self._c.speech.store.delete(unsent.storage_key)
+        del voice.parts[sent:]
+        if self._speaks(send):
+            text = " ".join(chunk.text.strip() for chunk in spent.spoken).strip()
+        else:
+            text = "".join(spent.shown).strip()
+        spent.ai_tokens, _estimated = spent.model_cost()
+        spent.text = text
+        speech, clip = await voice.whole()
+        return await self._store(send, spent, speech, clip, voice.clips(), interrupted=True)
 
     def _speaks(self, send: PreparedSend) -> bool:
         return bool(send.tts) and send.tts[0].selected.provider.produces_audio
@@ -299,6 +367,8 @@ class ReplyService:
         model keeps writing. The model and the speech run as two tasks feeding one queue."""
         out: asyncio.Queue[ReplyEvent | AvatariumError | None] = asyncio.Queue()
         speaks = self._speaks(send)
+        wake = _WAKE
+        send._wake = lambda: out.put_nowait(wake)
         chunker = SentenceChunker()
 
         async def write() -> None:
@@ -328,7 +398,11 @@ class ReplyService:
         open_sources = 2 if speaks else 1
         try:
             while open_sources:
+                if send.interrupt_requested:
+                    raise _InterruptedError
                 item = await out.get()
+                if item is wake:
+                    continue
                 if item is None:
                     open_sources -= 1
                 elif isinstance(item, AvatariumError):
@@ -345,6 +419,7 @@ class ReplyService:
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
             await voice.stop()
+            send._wake = None
 
     @staticmethod
     def _complete_text(send: PreparedSend, parts: list[str]) -> str:
@@ -458,6 +533,8 @@ class ReplyService:
         speech: Speech | None,
         clip: AudioClip | None,
         clips: list[AudioClip],
+        *,
+        interrupted: bool = False,
     ) -> dict[str, Any]:
         """Store the user message and the reply together, or nothing at all."""
         c = self._c
@@ -480,6 +557,9 @@ class ReplyService:
             content=send.content,
             ai_tokens=0,
             tts_characters=0,
+            stt_ms=send.heard.duration_ms if send.heard else 0,
+            input=send.heard.input_json() if send.heard else None,
+            interrupted=False,
             created_at=send.started_at or now,
         )
         reply = Message(
@@ -494,6 +574,9 @@ class ReplyService:
             tts_provider=send.answered_tts,
             ai_tokens=ai_tokens,
             tts_characters=tts_chars,
+            stt_ms=0,
+            input=None,
+            interrupted=interrupted,
             created_at=now,
         )
         body = message_json(reply, clip, c.speech, send.base_url)
@@ -508,6 +591,7 @@ class ReplyService:
                     "conversation_id": send.conversation.id,
                     "added_ai_tokens": ai_tokens,
                     "added_tts_characters": tts_chars,
+                    "added_stt_ms": send.heard.duration_ms if send.heard else 0,
                     "updated": now,
                 },
             ).first()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from contextlib import aclosing
 from typing import Any
 
@@ -11,16 +13,23 @@ from starlette.routing import Route
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.errors import error_response
 from avatarium.api.frames import reply_frames
+from avatarium.api.multipart import form_bool
 from avatarium.api.request_context import current_request_id
 from avatarium.api.sse import EventStreamResponse
 from avatarium.api.urls import base_url
 from avatarium.api.validation import validate
 from avatarium.conversations.idempotency import Attempt, Replay, body_fingerprint, key_from
-from avatarium.conversations.replies import ReplyService
+from avatarium.conversations.models import Conversation
+from avatarium.conversations.replies import Hearing, ReplyService
 from avatarium.conversations.schemas import CLIENT_TOKEN_FIELDS, SEND_FIELDS
 from avatarium.core.clock import rfc3339
+from avatarium.core.errors import MissingParameterError
 from avatarium.core.events import Done, ErrorEvent
 from avatarium.core.wire import WireJSONResponse as JSONResponse
+from avatarium.listening.decode import MAX_AUDIO_BYTES, DecodedAudio
+from avatarium.listening.router import check_form
+from avatarium.listening.service import Heard, no_speech
+from avatarium.providers.stt.base import Utterance
 
 
 def _replay(replay: Replay) -> Response:
@@ -88,11 +97,48 @@ async def end_conversation(call: Call) -> Response:
     return JSONResponse(await call.state.conversations.end(call.caller, conversation_id))
 
 
-@endpoint(write=True, cancel_on_disconnect=True, client_token=True)
+async def _spoken_send(call: Call) -> tuple[dict[str, Any], dict[str, Any], DecodedAudio]:
+    """A multipart send: its fields, the fingerprint its Idempotency-Key is bound to, and
+    its audio decoded (every 400 of the upload comes before any lookup)."""
+    form = await call.form(MAX_AUDIO_BYTES)
+    check_form(form, {"stream", "tts"}, {"audio"})
+    upload = form.files.get("audio")
+    if upload is None:
+        raise MissingParameterError("audio")
+    fields = {
+        name: value for name in ("stream", "tts") if (value := form_bool(form, name)) is not None
+    }
+    decoded = await call.state.listening.decode(upload.data, "audio")
+    if not await asyncio.to_thread(call.state.listening.has_speech, decoded.pcm):
+        raise no_speech("audio")
+    fingerprint = {**fields, "audio_sha256": hashlib.sha256(upload.data).hexdigest()}
+    return fields, fingerprint, decoded
+
+
+def _hearing(call: Call, conversation: Conversation, decoded: DecodedAudio) -> Hearing:
+    """Transcribes the upload once the send has passed its checks."""
+    listening = call.state.listening
+
+    async def hear() -> Heard:
+        chain = listening.chain(call.caller, conversation.stt_provider)
+        listening.check_language(chain, conversation.language)
+        utterance = Utterance(decoded.pcm, conversation.language)
+        return await listening.transcribe(
+            call.caller, chain, utterance, field="audio", checked_speech=True
+        )
+
+    return hear
+
+
+@endpoint(write=True, cancel_on_disconnect=True, client_token=True, upload_limit=MAX_AUDIO_BYTES)
 async def send_message(call: Call) -> Response:
     state = call.state
-    body = call.json_object()
-    fields = validate(body, SEND_FIELDS)
+    decoded: DecodedAudio | None = None
+    if call.is_multipart:
+        fields, body, decoded = await _spoken_send(call)
+    else:
+        body = call.json_object()
+        fields = validate(body, SEND_FIELDS)
     streamed = bool(fields.get("stream"))
     conversation_id = call.request.path_params["conversation_id"]
     conversation, history = await state.conversations.load_with_history(
@@ -108,7 +154,7 @@ async def send_message(call: Call) -> Response:
             call.caller,
             conversation,
             history,
-            fields["content"],
+            fields["content"] if decoded is None else _hearing(call, conversation, decoded),
             fields.get("tts", True),
             base_url(call.request),
             state.usage,

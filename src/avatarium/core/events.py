@@ -47,10 +47,18 @@ class Done:
 
 
 @dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The user spoke over the reply: it stopped, and what had been spoken was stored (the
+    serialized message, marked ``interrupted``)."""
+
+    message: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorEvent:
     """The reply failed; nothing was stored."""
 
     error: AvatariumError
 
 
-ReplyEvent = TextDelta | AudioChunk | Usage | Done | ErrorEvent
+ReplyEvent = TextDelta | AudioChunk | Usage | Done | Interrupted | ErrorEvent

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes import transcription
 from tests.fakes.server import FakeState, json_error, malformed, record, sse
 
 API_KEY = "sk-test-openai"
@@ -133,4 +134,13 @@ def build(
             return sse(events, stall_after=3)
         return sse(events)
 
-    return Starlette(routes=[Route(f"{prefix}/chat/completions", completions, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route(f"{prefix}/chat/completions", completions, methods=["POST"]),
+            Route(
+                f"{prefix}/audio/transcriptions",
+                transcription.handler(state, api_key),
+                methods=["POST"],
+            ),
+        ]
+    )

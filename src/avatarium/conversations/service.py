@@ -263,6 +263,20 @@ class ConversationService:
 
         return await self.db.write(work)
 
+    async def mark_interrupted(
+        self, principal: Principal, conversation_id: str, message_id: str
+    ) -> None:
+        """Mark a stored reply as spoken over (barge-in after all its audio had been sent:
+        its text stays whole, because all of it went out)."""
+
+        def work(session: Session) -> None:
+            conversation = _owned(session, principal, conversation_id)
+            message = session.get(Message, message_id)
+            if message is not None and message.conversation_id == conversation.id:
+                message.interrupted = True
+
+        await self.db.write(work)
+
     async def delete(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
         def work(session: Session) -> list[str]:
             conversation = _owned(session, principal, conversation_id, for_update=True)

@@ -136,6 +136,17 @@ class ListeningService:
         """What was said, counted in ``stt_seconds``; ``no_speech`` when nothing was."""
         if not checked_speech and not await asyncio.to_thread(self.has_speech, utterance.pcm):
             raise no_speech(field)
+        heard = await self.recognise(chain, utterance, words=words)
+        await self.count(principal, heard)
+        if not heard.text:
+            raise no_speech(field)
+        return heard
+
+    async def recognise(
+        self, chain: list[Selected[STTProvider]], utterance: Utterance, *, words: bool = False
+    ) -> Heard:
+        """The first answer of the chain, not yet counted (a WebSocket decodes ahead of the
+        end of a turn, and counts only the decode it keeps)."""
         last_error: ProviderError | None = None
         for candidate in chain:
             try:
@@ -148,9 +159,6 @@ class ListeningService:
                 )
                 continue
             self.health.succeeded("stt", candidate.name)
-            await self.usage.add_transcribed(principal, utterance.duration_ms)
-            if not transcript.text.strip():
-                raise no_speech(field)
             return Heard(
                 transcript.text.strip(),
                 transcript.language,
@@ -160,6 +168,10 @@ class ListeningService:
             )
         assert last_error is not None
         raise as_api_error(last_error, STTProviderError) from last_error
+
+    async def count(self, principal: Principal, heard: Heard) -> None:
+        """Count what a provider transcribed (it did the work, whatever happens next)."""
+        await self.usage.add_transcribed(principal, heard.duration_ms)
 
     async def partial(self, chain: list[Selected[STTProvider]], pcm: bytes) -> str | None:
         """A provisional transcript of speech still going on (the embedded recogniser

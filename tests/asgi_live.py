@@ -139,6 +139,9 @@ class LiveSocket:
         text = frame if isinstance(frame, str) else json.dumps(frame)
         self._incoming.put_nowait({"type": "websocket.receive", "text": text})
 
+    async def send_bytes(self, data: bytes) -> None:
+        self._incoming.put_nowait({"type": "websocket.receive", "bytes": data})
+
     async def receive(self) -> dict[str, Any] | None:
         """The next frame, or None once the server closed the socket."""
         while True:

@@ -289,13 +289,13 @@ class ConversationSocket:
             audio_started = 0.0
             audio_ms = 0
             async for name, data in reply_frames(replies.run(prepared), current_request_id()):
-                await self.send({"type": FRAME_TYPES.get(name, name), **data})
                 if name == "audio":
                     if not audio_started:
                         audio_started = time.monotonic()
                         await self.set_state("SPEAKING")
                     audio_ms += int(data.get("duration_ms") or 0)
-                elif name == "done":
+                await self.send({"type": FRAME_TYPES.get(name, name), **data})
+                if name == "done":
                     self._reply_id = data["id"]
                     self._playing_until = audio_started + audio_ms / 1000 if audio_ms else 0.0
         except FATAL as error:

@@ -70,6 +70,7 @@ class VoiceInput:
         self._speculative: _Decode | None = None
         self._commits: list[asyncio.Task[None]] = []
         self._commit_lock = asyncio.Lock()
+        self._over_reply = False  # the current utterance began while the avatar spoke
 
     # Frames from the client.
 
@@ -145,12 +146,16 @@ class VoiceInput:
             self._speculative = None
             self._partial_at_ms = 0
             self._last_partial = ""
-            if not self._socket.replying():
+            # Speech over a reply is a turn only once it holds (barge-in); until then it
+            # may be a cough, or the avatar's own voice coming back through the speakers.
+            self._over_reply = self._socket.replying()
+            if not self._over_reply:
                 await self.set_state("RECORDING")
         elif cue is Cue.SUSTAINED:
             if self._socket.replying():
                 await self._socket.barge_in()
-                await self.set_state("RECORDING")
+            self._over_reply = False
+            await self.set_state("RECORDING")
         elif cue is Cue.PAUSED:
             # The user may have finished: decode now, so the transcript is ready (or
             # nearly) when the silence window closes.
@@ -159,8 +164,10 @@ class VoiceInput:
             self._speculative = None
         elif cue is Cue.ENDED:
             for utterance in self._endpointer.ended:
-                self._commit(utterance)
+                if not self._over_reply:
+                    self._commit(utterance)
             self._endpointer.ended.clear()
+            self._over_reply = False
 
     def _ends_early(self) -> bool:
         spec = self._speculative

@@ -12,6 +12,9 @@
 7. A send's overhead against conversation length, 0 to 10,000 messages (bench/history.py).
 6. Streamed replies: time from the request to the first `audio` event and to `done`, over
    replies of three or more sentences (bench/streaming.py).
+8. Spoken turns over the WebSocket in continuous mode: last speech to first audio, end of
+   turn to first audio, the recogniser's real-time factor, the worker's memory and CPU
+   (bench/voice.py).
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("model", "speech", "server", "cloud", "history", "limits", "streaming"),
+        choices=("model", "speech", "server", "cloud", "history", "limits", "streaming", "voice"),
         default=None,
     )
     args = parser.parse_args()
@@ -215,6 +218,11 @@ def main() -> None:
         from streaming import bench_streaming  # bench/streaming.py: SSE, first audio
 
         bench_streaming()
+        print()
+    if args.only in (None, "voice"):
+        from voice import bench_voice  # bench/voice.py: spoken turns over the WebSocket
+
+        bench_voice()
         print()
     if args.only in (None, "limits"):
         from limits import main as bench_limits  # bench/limits.py: Redis, workers, wrk

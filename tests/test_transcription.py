@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from avatarium.providers.stt.base import Utterance
 from tests.conftest import start_api
 from tests.support import Api, assert_error
 from tests.voice_audio import FORMATS, SENTENCES, encode, silence, spoken_pcm, word_errors
@@ -44,21 +45,30 @@ async def embedded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ap
         yield api
 
 
-async def test_the_embedded_recogniser_gets_known_sentences_right(embedded: Api) -> None:
+@pytest.mark.parametrize("path", ["transcriptions", "turns"])
+async def test_the_embedded_recogniser_gets_known_sentences_right(embedded: Api, path: str) -> None:
+    """Both decoding paths: ``/v1/transcriptions`` (30-second windows, word timings) and
+    the one spoken turns take (a window fitted to the speech)."""
     key = await embedded.key()
+    principal = await embedded.state.keys.authenticate(key)
+    listening = embedded.state.listening
+    chain = listening.chain(principal, None)
     errors = total = 0
     misheard = []
     for sentence in SENTENCES:
-        response = await transcribe(embedded, key, encode(spoken_pcm(sentence), "wav"))
-        assert response.status_code == 200, response.text
-        heard = response.json()["text"]
+        if path == "transcriptions":
+            response = await transcribe(embedded, key, encode(spoken_pcm(sentence), "wav"))
+            assert response.status_code == 200, response.text
+            heard = response.json()["text"]
+        else:
+            heard = (await listening.recognise(chain, Utterance(spoken_pcm(sentence)))).text
         wrong, words = word_errors(sentence, heard)
         errors, total = errors + wrong, total + words
         if wrong:
             misheard.append((sentence, heard))
     assert len(SENTENCES) >= 40
     rate = errors / total
-    print(f"word error rate {rate:.1%} over {len(SENTENCES)} sentences ({total} words)")
+    print(f"{path}: word error rate {rate:.1%} over {len(SENTENCES)} sentences ({total} words)")
     assert rate <= 0.10, f"WER {rate:.1%}; misheard: {misheard}"
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from avatarium.core.errors import AvatariumError, InvalidParameterError
@@ -42,7 +42,7 @@ class _Decode:
     """A final decode started ahead of the end of a turn, for this much audio."""
 
     length: int
-    task: asyncio.Task[Heard]
+    task: asyncio.Task[Heard | None] = field(init=False)  # None: went stale before it began
 
 
 class VoiceInput:
@@ -158,7 +158,8 @@ class VoiceInput:
             await self.set_state("RECORDING")
         elif cue is Cue.PAUSED:
             # The user may have finished: decode now, so the transcript is ready (or
-            # nearly) when the silence window closes.
+            # nearly) when the silence window closes. (PAUSED comes after a few silent
+            # frames, not the first: the gaps between words would start a decode each.)
             self._speculate(self._endpointer.utterance())
         elif cue is Cue.RESUMED:
             self._speculative = None
@@ -175,7 +176,10 @@ class VoiceInput:
             return False
         if spec.task.exception() is not None or spec.length != len(self._endpointer.utterance()):
             return False
-        text = spec.task.result().text
+        heard = spec.task.result()
+        if heard is None:
+            return False
+        text = heard.text
         return (
             self._endpointer.silence_run_ms * 3 >= self._silence_ms * 2
             and text.endswith(_TERMINAL)
@@ -186,15 +190,23 @@ class VoiceInput:
         chain = self._socket.stt_chain(quiet=True)
         if chain is None:
             return
+        decode = _Decode(len(utterance))
+        decode.task = asyncio.ensure_future(self._speculative_decode(decode, chain, utterance))
+        decode.task.add_done_callback(_quiet)  # a stale decode's failure is nobody's business
+        self._speculative = decode
+
+    async def _speculative_decode(
+        self, decode: _Decode, chain: Any, utterance: bytes
+    ) -> Heard | None:
+        # One decode at a time per socket: a partial still running goes first, and a
+        # decode that went stale meanwhile (the user spoke on) never starts.
+        if self._partial is not None and not self._partial.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(self._partial)
+        if self._speculative is not decode:
+            return None
         listening = self._state.listening
-        self._speculative = _Decode(
-            len(utterance),
-            asyncio.ensure_future(
-                listening.recognise(chain, Utterance(utterance, self._language()))
-            ),
-        )
-        # A stale decode's failure is nobody's business.
-        self._speculative.task.add_done_callback(_quiet)
+        return await listening.recognise(chain, Utterance(utterance, self._language()))
 
     # Partial transcripts.
 
@@ -203,6 +215,8 @@ class VoiceInput:
         if heard_ms - self._partial_at_ms < self._partial_every_ms:
             return
         if self._partial is not None and not self._partial.done():
+            return
+        if self._speculative is not None and not self._speculative.task.done():
             return
         chain = self._socket.stt_chain(quiet=True)
         if chain is None:
@@ -236,7 +250,7 @@ class VoiceInput:
         self._commits = [t for t in self._commits if not t.done()] + [task]
 
     async def _finish(
-        self, utterance: bytes, ready: asyncio.Task[Heard] | None, checked: bool
+        self, utterance: bytes, ready: asyncio.Task[Heard | None] | None, checked: bool
     ) -> None:
         async with self._commit_lock:  # turns are taken in the order they were spoken
             await self._socket.wait_for_turn()
@@ -254,7 +268,7 @@ class VoiceInput:
             await self._socket.start_voice_turn(heard)
 
     async def _hear(
-        self, utterance: bytes, ready: asyncio.Task[Heard] | None, checked: bool
+        self, utterance: bytes, ready: asyncio.Task[Heard | None] | None, checked: bool
     ) -> Heard | None:
         listening = self._state.listening
         principal = await self._socket.authenticate()
@@ -263,9 +277,8 @@ class VoiceInput:
         chain = self._socket.stt_chain()
         assert chain is not None
         listening.check_language(chain, self._language())
-        if ready is not None:
-            heard = await ready
-        else:
+        heard = await ready if ready is not None else None
+        if heard is None:
             heard = await listening.recognise(chain, Utterance(utterance, self._language()))
         await listening.count(principal, heard)
         if not heard.text:

@@ -25,7 +25,7 @@ class Cue(Enum):
 
     STARTED = "started"  # speech began: a new utterance
     SUSTAINED = "sustained"  # the utterance has held speech for ``sustain_ms`` (barge-in)
-    PAUSED = "paused"  # the first silent frame after speech
+    PAUSED = "paused"  # ``pause_ms`` of silence after speech (maybe the end of the turn)
     RESUMED = "resumed"  # speech again before the turn ended
     ENDED = "ended"  # ``silence_ms`` of silence: the turn is over
 
@@ -39,6 +39,7 @@ class Endpointer:
     silence_ms: int = 600
     start_ms: int = 96
     sustain_ms: int = 250
+    pause_ms: int = 96  # shorter gaps are between words
     preroll_ms: int = 320
     max_ms: int = 60_000  # a turn this long ends, pause or not
     speaking: bool = False
@@ -115,7 +116,8 @@ class Endpointer:
         self.silence_run_ms += FRAME_MS
         if self.silence_run_ms >= self.silence_ms:
             return self._end()
-        return Cue.PAUSED if self.silence_run_ms == FRAME_MS else None
+        paused = self.silence_run_ms - FRAME_MS < self.pause_ms <= self.silence_run_ms
+        return Cue.PAUSED if paused else None
 
     def _end(self) -> Cue:
         # Kept aside: later frames of the same batch may start the next utterance.

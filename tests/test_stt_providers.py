@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes import openai
+from tests.fakes import deepgram, openai
 from tests.fakes.server import FakeServer
 from tests.fakes.transcription import HEARD
 from tests.support import Api, assert_error
@@ -23,6 +23,7 @@ SPOKEN = "Please tell me about the weather in Paris today."
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[dict[str, FakeServer]]:
     servers = {
+        "deepgram": FakeServer(deepgram.build).start(),
         "openai": FakeServer(openai.build).start(),
         "groq": FakeServer(
             lambda s: openai.build(s, prefix="/openai/v1", api_key="gsk-test")
@@ -36,6 +37,7 @@ def fakes() -> Iterator[dict[str, FakeServer]]:
 @pytest.fixture(autouse=True)
 def clean(fakes: dict[str, FakeServer]) -> None:
     HEARD.clear()
+    deepgram.HEARD.clear()
     for server in fakes.values():
         server.state.reset()
 
@@ -44,6 +46,11 @@ def _settings(fakes: dict[str, FakeServer], path: Any, **extra: Any) -> Any:
     # Only the fakes this module runs; the others' URLs are never called.
     everything = {name: fakes.get(name, fakes["openai"]) for name in
                   ("openai", "groq", "anthropic", "gemini", "elevenlabs", "google")}  # fmt: skip
+    extra = {
+        "deepgram_api_key": deepgram.API_KEY,
+        "deepgram_base_url": fakes["deepgram"].url.replace("http://", "ws://"),
+        **extra,
+    }
     return cloud_settings(everything, path, **extra)
 
 
@@ -166,19 +173,61 @@ async def test_fallback_to_the_embedded_recogniser(
     assert "paris" in response.json()["text"].lower()
 
 
-async def test_an_unconfigured_recogniser_is_refused_up_front(cloud: Api) -> None:
+async def test_deepgram_streams_the_audio_and_reads_its_final_results(
+    cloud: Api, fakes: dict[str, FakeServer]
+) -> None:
     key = await cloud.key(mode="live")
-    response = await _transcribe(cloud, key, provider="deepgram")
-    assert_error(response, 400, "invalid_parameter", field="provider", reason="not_configured")
-    create = await cloud.client.post(
-        "/v1/conversations",
-        json={"avatar_id": "aria-001", "stt_provider": "deepgram"},
-        headers=cloud.auth(key),
-    )
-    assert_error(create, 400, "invalid_parameter", field="stt_provider", reason="not_configured")
-    bad_language = await cloud.client.post(
-        "/v1/conversations",
-        json={"avatar_id": "aria-001", "language": "not a tag"},
-        headers=cloud.auth(key),
-    )
-    assert_error(bad_language, 400, "invalid_parameter", field="language")
+    deepgram.HEARD.append("Tell me about the weather in Paris.")
+    response = await _transcribe(cloud, key, provider="deepgram", language="en-US")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"] == "Tell me about the weather in Paris."
+    assert body["stt_provider"] == "deepgram" and body["language"] == "en-US"
+    assert [w["text"] for w in body["words"]][-1] == "Paris."
+    (request,) = fakes["deepgram"].state.requests
+    assert request.headers["authorization"] == f"Token {deepgram.API_KEY}"
+    assert request.query["encoding"] == "linear16" and request.query["sample_rate"] == "16000"
+    assert request.query["language"] == "en-US" and request.query["channels"] == "1"
+    # The decoded audio went over the socket whole (16 kHz, 16-bit, mono).
+    assert abs(request.body["audio_bytes"] / 32 - body["duration_ms"]) <= 1
+
+
+async def test_deepgram_failures_map_to_stt_provider_error(
+    cloud: Api, fakes: dict[str, FakeServer]
+) -> None:
+    key = await cloud.key(mode="live")
+    fakes["deepgram"].state.faults.extend(["503", "503"])
+    recovered = await _transcribe(cloud, key, provider="deepgram")
+    assert recovered.status_code == 200, recovered.text
+    assert len(fakes["deepgram"].state.requests) == 3
+    fakes["deepgram"].state.faults.append("401")
+    denied = await _transcribe(cloud, key, provider="deepgram")
+    assert_error(denied, 503, "stt_provider_error", provider="deepgram", reason="auth_failed",
+                 retryable=False)  # fmt: skip
+    fakes["deepgram"].state.faults.append("malformed")
+    garbled = await _transcribe(cloud, key, provider="deepgram")
+    assert_error(garbled, 503, "stt_provider_error", reason="bad_response")
+
+
+async def test_an_unconfigured_recogniser_is_refused_up_front(
+    fakes: dict[str, FakeServer], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    settings = _settings(fakes, tmp_path_factory.mktemp("no-deepgram"), deepgram_api_key=None)
+    async for api in running(settings):
+        key = await api.key(mode="live")
+        response = await _transcribe(api, key, provider="deepgram")
+        assert_error(response, 400, "invalid_parameter", field="provider", reason="not_configured")
+        create = await api.client.post(
+            "/v1/conversations",
+            json={"avatar_id": "aria-001", "stt_provider": "deepgram"},
+            headers=api.auth(key),
+        )
+        assert_error(
+            create, 400, "invalid_parameter", field="stt_provider", reason="not_configured"
+        )
+        bad_language = await api.client.post(
+            "/v1/conversations",
+            json={"avatar_id": "aria-001", "language": "not a tag"},
+            headers=api.auth(key),
+        )
+        assert_error(bad_language, 400, "invalid_parameter", field="language")

@@ -297,3 +297,161 @@ def test_a_page_on_another_origin_streams_and_plays_with_cors(
     finally:
         allowed_httpd.shutdown()
         other_httpd.shutdown()
+
+
+VOICE_RECORDER = """() => {
+  const view = document.querySelector('#avatar-view');
+  const seen = window.voiceSeen = { statuses: [], cut: [] };
+  new MutationObserver(() => {
+    const text = document.querySelector('#status').textContent;
+    if (seen.statuses[seen.statuses.length - 1] !== text) seen.statuses.push(text);
+  }).observe(document.querySelector('#status'), { childList: true, characterData: true,
+                                                  subtree: true });
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      if (change.target.classList?.contains('interrupted') && !seen.cut.length) {
+        seen.cut.push(view.dataset.state);
+        setTimeout(() => seen.cut.push(view.dataset.state), 150);
+      }
+    }
+  }).observe(document.querySelector('#transcript'), { subtree: true, attributes: true,
+                                                      attributeFilter: ['class'] });
+}"""
+
+
+def fake_microphone(path: Path, *pieces: bytes) -> str:
+    """A WAV for Chromium's fake capture device, played once from when the page opens the
+    microphone (``%noloop``); the Chromium flags that use it."""
+    import wave
+
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16_000)
+        wav.writeframes(b"".join(pieces))
+    return f"--use-file-for-fake-audio-capture={path}%noloop"
+
+
+def voice_browser(playwright: Any, capture: str) -> Any:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        service_missing("Chromium", FileNotFoundError("install Debian's chromium package"))
+    return playwright.chromium.launch(
+        executable_path=executable,
+        args=[
+            "--autoplay-policy=no-user-gesture-required",
+            "--use-fake-ui-for-media-stream",  # grants the microphone without asking
+            "--use-fake-device-for-media-stream",
+            capture,
+        ],
+    )
+
+
+def start_conversation(page: Any, key: str) -> None:
+    page.wait_for_selector("#avatar option[value='aria-001']", state="attached")
+    page.fill("#api-key", key)
+    page.click("#start")
+    page.wait_for_selector("#stage:not([hidden])", timeout=15_000)
+    page.wait_for_selector("#voice:not([hidden])", timeout=5_000)
+
+
+def stored(base: str, key: str) -> list[dict[str, Any]]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+    conversations = httpx.get(f"{base}/v1/conversations", headers=headers).json()["data"]
+    return list(
+        httpx.get(
+            f"{base}/v1/conversations/{conversations[0]['id']}/messages", headers=headers
+        ).json()["data"]
+    )
+
+
+def test_hands_free_voice_with_barge_in(served: tuple[str, str], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.voice_audio import silence, spoken_pcm
+
+    base, key = served
+    capture = fake_microphone(
+        tmp_path / "mic.wav",
+        silence(800),
+        spoken_pcm("What time does the library open on Sunday?"),
+        silence(1500),  # the avatar starts answering; the user talks over it
+        spoken_pcm("Please tell me about the weather in Paris today."),
+        silence(4000),
+    )
+    with sync_playwright() as playwright:
+        browser = voice_browser(playwright, capture)
+        page, problems = open_page(browser, base)
+        start_conversation(page, key)
+        assert page.text_content("#status") == "Ready."  # the microphone is not open yet
+        page.evaluate(VOICE_RECORDER)
+        page.check("#hands-free")
+        wait_until(lambda: page.text_content("#status") != "Ready.", 10, "the microphone")
+        spoken = "#transcript li.user.spoken .text"
+        wait_until(lambda: len(page.query_selector_all(spoken)) >= 2, 60, "two spoken turns")
+        lines = [e.text_content() or "" for e in page.query_selector_all(spoken)]
+        assert "library" in lines[0].lower() and "paris" in lines[1].lower(), lines
+        wait_until(
+            lambda: page.evaluate("window.voiceSeen.cut.length") >= 2, 10, "the barge-in"
+        )
+        replies = "#transcript li.assistant"
+        wait_until(
+            lambda: page.get_attribute(f"{replies}:last-child", "data-message-id") is not None
+            or page.get_attribute(f"{replies} >> nth=1", "data-message-id") is not None,
+            60,
+            "the second reply",
+        )
+        seen = page.evaluate("window.voiceSeen")
+        assert seen["statuses"][0] == "Listening…", seen["statuses"]
+        assert {"Hearing you…", "Thinking…", "Speaking…"} <= set(seen["statuses"]), seen
+        # The reply that was spoken over went silent at once.
+        assert seen["cut"][1] != "speaking", seen["cut"]
+        classes = [e.get_attribute("class") for e in page.query_selector_all(replies)]
+        assert "interrupted" in (classes[0] or ""), classes
+        page.uncheck("#hands-free")
+        wait_until(lambda: page.text_content("#status") == "Ready.", 30, "the microphone closed")
+        assert problems == [], problems
+        browser.close()
+    messages = stored(base, key)
+    assert [m["role"] for m in messages[:4]] == ["user", "assistant", "user", "assistant"]
+    assert messages[0]["input"]["type"] == "audio" and messages[1]["interrupted"] is True
+    assert messages[3]["interrupted"] is False
+
+
+def test_push_to_talk_with_the_space_bar(served: tuple[str, str], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.voice_audio import silence, spoken_pcm
+
+    base, key = served
+    capture = fake_microphone(
+        tmp_path / "ptt.wav",
+        silence(300),
+        spoken_pcm("How far is the train station from here?"),
+        silence(6000),
+    )
+    with sync_playwright() as playwright:
+        browser = voice_browser(playwright, capture)
+        page, problems = open_page(browser, base)
+        start_conversation(page, key)
+        page.evaluate(VOICE_RECORDER)
+        page.evaluate("document.activeElement.blur()")  # the space bar types in the box
+        page.keyboard.down("Space")
+        wait_until(lambda: page.get_attribute("#mic", "aria-pressed") == "true", 5, "press")
+        page.wait_for_timeout(3200)  # the question is spoken while the key is held
+        page.keyboard.up("Space")
+        spoken = "#transcript li.user.spoken .text"
+        wait_until(lambda: page.query_selector(spoken) is not None, 30, "the transcript")
+        assert "train" in (page.text_content(spoken) or "").lower()
+        state = "document.querySelector('#avatar-view').dataset.state"
+        wait_until(lambda: page.evaluate(state) == "speaking", 30, "the spoken reply")
+        wait_until(lambda: page.evaluate(state) == "idle", 60, "the reply to end")
+        seen = page.evaluate("window.voiceSeen")
+        assert "Hearing you…" in seen["statuses"] and "Listening…" not in seen["statuses"]
+        assert page.text_content("#status") == "Ready."
+        assert problems == [], problems
+        browser.close()
+    messages = stored(base, key)
+    assert messages[0]["input"]["type"] == "audio" and "train" in messages[0]["content"].lower()

@@ -82,13 +82,16 @@ export async function streamOverSSE(conversationId, token, content, handlers, si
   if (!finished) handlers.error(new ApiError(null, 0, null));
 }
 
+const VOICE_FRAMES = new Set(["state", "transcript.partial", "transcript.final", "interrupted"]);
+
 // The conversation's WebSocket. open() resolves once the server said "ready".
 export class ConversationSocket {
   constructor(conversationId, token) {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.url = `${scheme}://${location.host}/v1/conversations/${conversationId}/ws?token=${encodeURIComponent(token)}`;
-    this.handlers = null;
+    this.handlers = null;  // the turn in progress: message/audio/done/error/cancelled
     this.onclose = null;
+    this.onvoice = null;  // state, transcript.partial, transcript.final, interrupted frames
   }
 
   open(timeoutMs = 5000) {
@@ -120,7 +123,15 @@ export class ConversationSocket {
   get isOpen() { return Boolean(this.socket); }
 
   dispatch(frame) {
+    if (VOICE_FRAMES.has(frame.type)) {
+      this.onvoice?.(frame);
+      return;
+    }
     const handlers = this.handlers;
+    if (!handlers && frame.type === "error") {
+      this.onvoice?.(frame);  // not a reply's: a spoken turn failed before it began
+      return;
+    }
     if (!handlers || frame.type === "pong") return;
     const kind = FRAME_KINDS[frame.type];
     if (kind === "error") {
@@ -138,6 +149,10 @@ export class ConversationSocket {
     this.handlers = handlers;
     this.socket.send(JSON.stringify({ type: "message", content }));
   }
+
+  sendFrame(frame) { this.socket?.send(JSON.stringify(frame)); }
+
+  sendAudio(buffer) { this.socket?.send(buffer); }
 
   close() { this.socket?.close(); }
 }

@@ -1,6 +1,7 @@
 // The demo page: pick an avatar, talk to it, hear it, watch its lips move.
 import { ApiError, ConversationSocket, request, streamOverSSE } from "./api.js";
 import { SpeechPlayer, speakInBrowser } from "./player.js";
+import { VoiceSession } from "./voice.js";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "avatarium.apiKey";
@@ -11,11 +12,12 @@ const ui = {
   stage: $("stage"), view: $("avatar-view"), status: $("status"), transcript: $("transcript"),
   problem: $("problem"), problemText: $("problem-text"), retry: $("retry"),
   composer: $("composer"), message: $("message"), send: $("send"), transport: $("transport"),
+  voice: $("voice"), mic: $("mic"), handsFree: $("hands-free"), partial: $("partial"),
 };
 
 const session = {
   key: null, avatarId: null, conversationId: null, token: null, socket: null,
-  busy: false, blockedUntil: 0, lastContent: null, avatarName: "Avatar",
+  busy: false, blockedUntil: 0, lastContent: null, avatarName: "Avatar", voice: null,
 };
 
 let mouth = null;
@@ -25,10 +27,27 @@ const player = new SpeechPlayer({
   onClock: (seconds) => { ui.view.dataset.audioTime = seconds.toFixed(3); },
 });
 
-function idleState() { return document.activeElement === ui.message ? "listening" : "idle"; }
+// "Listening…" only while the microphone is really open.
+function idleState() {
+  const voice = session.voice;
+  if (!voice) return "idle";
+  const state = voice.state;
+  if (state === "RECORDING" || state === "PROCESSING" || state === "THINKING") {
+    return VOICE_FACE[state];
+  }
+  if (player.speaking) return "speaking";
+  if (state === "SPEAKING") return "thinking";  // the first audio is on its way
+  return voice.microphone.isOpen ? "listening" : "idle";
+}
 
 const STATUS = {
-  idle: "Ready.", listening: "Listening…", thinking: "Thinking…", speaking: "Speaking…",
+  idle: "Ready.", listening: "Listening…", recording: "Hearing you…",
+  processing: "Transcribing…", thinking: "Thinking…", speaking: "Speaking…",
+};
+// The server's voice states as the face shows them.
+const VOICE_FACE = {
+  IDLE: "idle", LISTENING: "listening", RECORDING: "recording", PROCESSING: "processing",
+  THINKING: "thinking", SPEAKING: "speaking",
 };
 
 function setState(state) {
@@ -164,6 +183,7 @@ async function start(event) {
     session.conversationId = conversation.id;
     await showAvatar(option);
     await connect();
+    setupVoice();
     ui.stage.hidden = false;
     ui.setupForm.closest("section").hidden = true;
     setState("idle");
@@ -187,6 +207,24 @@ function alertSetup(error) {
 
 // A turn.
 
+// The handlers of one reply: its text, its audio, its end (resolve(null)) or failure.
+function replyHandlers(reply, resolve) {
+  return {
+    message: (data) => { reply.textContent += data.delta; },
+    audio: (data) => player.enqueue(data),
+    done: (data) => {
+      reply.textContent = data.content;
+      reply.closest("li").dataset.messageId = data.id;
+      if (data.speech && data.speech.provider === "browser") {
+        speakInBrowser(data.speech, (on) => setState(on ? "speaking" : idleState()));
+      }
+      resolve(null);
+    },
+    cancelled: () => resolve(null),
+    error: (error) => resolve(error),
+  };
+}
+
 async function send(content) {
   session.busy = true;
   session.lastContent = content;
@@ -196,19 +234,7 @@ async function send(content) {
   const reply = addLine("assistant", "");
   setState("thinking");
   const finished = new Promise((resolve) => {
-    const handlers = {
-      message: (data) => { reply.textContent += data.delta; },
-      audio: (data) => player.enqueue(data),
-      done: (data) => {
-        reply.textContent = data.content;
-        if (data.speech && data.speech.provider === "browser") {
-          speakInBrowser(data.speech, (on) => setState(on ? "speaking" : idleState()));
-        }
-        resolve(null);
-      },
-      cancelled: () => resolve(null),
-      error: (error) => resolve(error),
-    };
+    const handlers = replyHandlers(reply, resolve);
     const run = async () => {
       if (!session.socket?.isOpen && ui.transport.textContent.startsWith("Connected")) {
         await connect();  // the socket closed (for example the token expired): reopen it
@@ -228,6 +254,94 @@ async function send(content) {
   updateSendable();
 }
 
+// Voice: push-to-talk (the button or the space bar) and hands-free.
+
+function spokenTurn(transcript) {
+  clearProblem();
+  addLine("user", transcript).closest("li").classList.add("spoken");
+  const reply = addLine("assistant", "");
+  session.busy = true;
+  updateSendable();
+  return replyHandlers(reply, (error) => {
+    session.busy = false;
+    updateSendable();
+    if (error) { reply.closest("li").remove(); showProblem(error); }
+  });
+}
+
+function markInterrupted(frame) {
+  const item = [...ui.transcript.querySelectorAll("li.assistant")].pop();
+  if (!item) return;
+  item.classList.add("interrupted");
+  item.dataset.messageId = frame.message_id;
+  if (frame.message) item.querySelector(".text").textContent = frame.message.content;
+  session.busy = false;
+  updateSendable();
+}
+
+function setupVoice() {
+  if (!session.socket || !navigator.mediaDevices?.getUserMedia || !window.AudioWorkletNode) {
+    ui.voice.hidden = true;  // voice needs the WebSocket and a microphone API
+    return;
+  }
+  ui.voice.hidden = false;
+  session.voice = new VoiceSession(session.socket, player, {
+    onState: (state) => {
+      ui.mic.dataset.state = state;
+      if (!player.speaking || state === "RECORDING") setState(idleState());
+    },
+    onPartial: (text) => { ui.partial.textContent = text; },
+    onTurn: spokenTurn,
+    onInterrupted: markInterrupted,
+    onError: showProblem,
+  });
+}
+
+async function pressToTalk() {
+  if (!session.voice || ui.handsFree.checked || session.voice.recording) return;
+  player.unlock();
+  ui.mic.setAttribute("aria-pressed", "true");
+  try {
+    await session.voice.startRecording();
+  } catch (error) {
+    ui.mic.setAttribute("aria-pressed", "false");
+    showMicProblem(error);
+  }
+  setState(idleState());
+}
+
+function releaseToTalk() {
+  if (!session.voice || ui.handsFree.checked) return;
+  ui.mic.setAttribute("aria-pressed", "false");
+  session.voice.stopRecording();
+  setState(idleState());
+}
+
+async function toggleHandsFree() {
+  if (!session.voice) return;
+  player.unlock();
+  if (ui.handsFree.checked) {
+    try {
+      await session.voice.startVoice();
+    } catch (error) {
+      ui.handsFree.checked = false;
+      showMicProblem(error);
+    }
+  } else {
+    session.voice.stopVoice();
+  }
+  ui.mic.disabled = ui.handsFree.checked;
+  setState(idleState());
+}
+
+function showMicProblem(error) {
+  ui.problem.hidden = false;
+  ui.retry.hidden = true;
+  ui.problemText.textContent = error?.name === "NotAllowedError"
+    ? "The microphone is blocked for this page; allow it in the browser to talk."
+    : `The microphone could not be opened (${error?.message || error}).`;
+}
+
 function submit(event) {
   event.preventDefault();
   const content = ui.message.value.trim();
@@ -244,8 +358,22 @@ ui.composer.addEventListener("submit", submit);
 ui.message.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) submit(event);
 });
-ui.message.addEventListener("focus", () => { if (ui.view.dataset.state === "idle") setState("listening"); });
-ui.message.addEventListener("blur", () => { if (ui.view.dataset.state === "listening") setState("idle"); });
+ui.mic.addEventListener("pointerdown", (event) => { event.preventDefault(); pressToTalk(); });
+ui.mic.addEventListener("pointerup", releaseToTalk);
+ui.mic.addEventListener("pointerleave", () => { if (session.voice?.recording) releaseToTalk(); });
+ui.handsFree.addEventListener("change", toggleHandsFree);
+// The space bar talks, except while typing.
+const typing = (target) => ["TEXTAREA", "INPUT", "SELECT", "BUTTON"].includes(target.tagName);
+document.addEventListener("keydown", (event) => {
+  if (event.code !== "Space" || event.repeat || typing(event.target) || ui.stage.hidden) return;
+  event.preventDefault();
+  pressToTalk();
+});
+document.addEventListener("keyup", (event) => {
+  if (event.code !== "Space" || typing(event.target) || ui.stage.hidden) return;
+  event.preventDefault();
+  releaseToTalk();
+});
 ui.retry.addEventListener("click", () => {
   if (session.lastContent && !ui.send.disabled) {
     ui.transcript.lastElementChild?.remove();  // the failed turn's own line comes back

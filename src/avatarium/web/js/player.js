@@ -30,12 +30,14 @@ export class SpeechPlayer {
   // Fetch and decode at once (in parallel with earlier chunks), schedule in arrival order.
   enqueue(chunk) {
     this.unlock();
+    const generation = this.generation || 0;
     const decoded = fetch(chunk.url)
       .then((response) => response.arrayBuffer())
       .then((bytes) => this.context.decodeAudioData(bytes));
     this.order = this.order.then(async () => {
       let buffer;
       try { buffer = await decoded; } catch { return; }  // a lost chunk: keep the rest going
+      if (generation !== (this.generation || 0) || !this.context) return;  // stopped since
       const source = this.context.createBufferSource();
       source.buffer = buffer;
       source.connect(this.context.destination);
@@ -48,6 +50,7 @@ export class SpeechPlayer {
   }
 
   frame() {
+    if (!this.context) return;  // stopped
     const now = this.context.currentTime;
     this.onClock(now);
     this.scheduled = this.scheduled.filter((item) => item.end > now);
@@ -68,9 +71,16 @@ export class SpeechPlayer {
     }
   }
 
+  // Silence at once (the user spoke over the avatar, or asked it to stop).
   stop() {
     if (this.context) { this.context.close(); this.context = null; }
     this.scheduled = []; this.endsAt = 0; this.order = Promise.resolve();
+    this.generation = (this.generation || 0) + 1;  // chunks still decoding are dropped
+    if (this.speaking) {
+      this.speaking = false;
+      this.onMouth("rest");
+      this.onSpeaking(false);
+    }
   }
 }
 

@@ -393,13 +393,13 @@ def test_hands_free_voice_with_barge_in(served: tuple[str, str], tmp_path: Path)
         wait_until(lambda: len(page.query_selector_all(spoken)) >= 2, 60, "two spoken turns")
         lines = [e.text_content() or "" for e in page.query_selector_all(spoken)]
         assert "library" in lines[0].lower() and "paris" in lines[1].lower(), lines
-        wait_until(
-            lambda: page.evaluate("window.voiceSeen.cut.length") >= 2, 10, "the barge-in"
-        )
+        wait_until(lambda: page.evaluate("window.voiceSeen.cut.length") >= 2, 10, "the barge-in")
         replies = "#transcript li.assistant"
         wait_until(
-            lambda: page.get_attribute(f"{replies}:last-child", "data-message-id") is not None
-            or page.get_attribute(f"{replies} >> nth=1", "data-message-id") is not None,
+            lambda: (
+                page.get_attribute(f"{replies}:last-child", "data-message-id") is not None
+                or page.get_attribute(f"{replies} >> nth=1", "data-message-id") is not None
+            ),
             60,
             "the second reply",
         )
@@ -455,3 +455,112 @@ def test_push_to_talk_with_the_space_bar(served: tuple[str, str], tmp_path: Path
         browser.close()
     messages = stored(base, key)
     assert messages[0]["input"]["type"] == "audio" and "train" in messages[0]["content"].lower()
+
+
+PARENT_PAGE = """<!doctype html><meta charset="utf-8"><title>a shop with an avatar</title>
+<iframe id="avatar" allow="microphone; autoplay" src="{base}/embed/aria-001"
+        width="360" height="420"></iframe>
+<script>
+window.log = [];
+addEventListener("message", (event) => {{
+  if (event.origin === "{base}" && event.data && event.data.source === "avatarium") {{
+    window.log.push(event.data);
+  }}
+}});
+window.tell = (message) => document.getElementById("avatar").contentWindow
+  .postMessage(message, "{base}");
+</script>"""
+
+
+def test_the_embed_speaks_the_voice_mode_protocol_to_its_parent(
+    tmp_path: Path, server_factory: list[Server]
+) -> None:
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    from tests.voice_audio import silence, spoken_pcm
+
+    site = tmp_path / "site"
+    site.mkdir()
+    parent, httpd = _static_site(site)
+    try:
+        port = free_port()
+        server = Server(tmp_path / "data", port, {"AVATARIUM_FRAME_ANCESTORS": parent})
+        server_factory.append(server)
+        server.wait_ready()
+        (site / "index.html").write_text(PARENT_PAGE.format(base=server.base))
+        # The parent's backend: a conversation and a client token (the secret key stays here).
+        auth = {"Authorization": f"Bearer {server.first_key}"}
+        conversation = httpx.post(
+            f"{server.base}/v1/conversations", json={"avatar_id": "aria-001"}, headers=auth
+        ).json()["id"]
+        token = httpx.post(
+            f"{server.base}/v1/conversations/{conversation}/client_tokens", json={}, headers=auth
+        ).json()["token"]
+        capture = fake_microphone(
+            tmp_path / "mic.wav",
+            silence(500),
+            spoken_pcm("What time does the library open on Sunday?"),
+            silence(8000),
+        )
+        with sync_playwright() as playwright:
+            browser = voice_browser(playwright, capture)
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(parent + "/")
+
+            def log() -> list[dict[str, Any]]:
+                return list(page.evaluate("window.log"))
+
+            def seen(kind: str, **fields: Any) -> bool:
+                return any(
+                    m["type"] == kind and all(m.get(k) == v for k, v in fields.items())
+                    for m in log()
+                )
+
+            wait_until(lambda: seen("ready"), 15, "the embed's ready message")
+            ready = next(m for m in log() if m["type"] == "ready")
+            assert ready["avatarId"] == "aria-001" and ready["capabilities"]["voice"] is True
+            assert set(ready["capabilities"]["modes"]) == {"continuous", "pushToTalk"}
+            page.evaluate("t => window.tell({type: 'startVoice'})", None)
+            wait_until(lambda: seen("error", code="not_connected"), 5, "a refusal")
+            page.evaluate(
+                "([c, t]) => window.tell({type: 'connect', conversationId: c, token: t})",
+                [conversation, token],
+            )
+            wait_until(lambda: seen("connected"), 10, "the connection")
+            assert seen("stateChanged", state="IDLE")
+            page.evaluate("() => window.tell({type: 'setVoiceMode', mode: 'continuous'})")
+            wait_until(lambda: seen("modeChanged", mode="continuous"), 5, "the mode change")
+            page.evaluate("() => window.tell({type: 'startVoice'})")
+            wait_until(lambda: seen("stateChanged", state="LISTENING"), 10, "listening")
+            wait_until(
+                lambda: seen("transcript", role="user", final=True), 30, "the final transcript"
+            )
+            wait_until(lambda: seen("stateChanged", state="SPEAKING"), 30, "the spoken reply")
+            wait_until(lambda: seen("transcript", role="assistant"), 30, "the reply's text")
+            user = next(m for m in log() if m["type"] == "transcript" and m["role"] == "user"
+                        and m["final"])  # fmt: skip
+            assert "library" in user["text"].lower()
+            states = [m["state"] for m in log() if m["type"] == "stateChanged"]
+            assert (
+                states.index("LISTENING")
+                < states.index("RECORDING")
+                < states.index("THINKING")
+                < states.index("SPEAKING")
+            ), states
+            page.evaluate("() => window.tell({type: 'stopSpeaking'})")
+            page.evaluate("() => window.tell({type: 'stopVoice'})")
+            page.evaluate("() => window.tell({type: 'getState'})")
+            wait_until(lambda: log()[-1] == {"source": "avatarium", "type": "stateChanged",
+                                             "state": "IDLE"}, 10, "idle")  # fmt: skip
+            assert problems == [], problems
+            assert not any(server.first_key in str(m) for m in log())
+            browser.close()
+        # The embed framed by another origin: allowed only because the operator said so.
+        head = httpx.get(f"{server.base}/embed/aria-001")
+        assert f"frame-ancestors {parent}" in head.headers["content-security-policy"]
+        assert httpx.get(f"{server.base}/embed/nobody").status_code == 404
+    finally:
+        httpd.shutdown()

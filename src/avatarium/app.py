@@ -123,6 +123,14 @@ async def web_page(_request: Request) -> Response:
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+async def embed_page(request: Request) -> Response:
+    """The avatar alone, for an iframe: the voice-mode postMessage protocol (docs/voice.md)."""
+    state = request.app.state.avatarium
+    if state.avatars.get(request.path_params["avatar_id"]) is None:
+        return Response("No such avatar.", status_code=404, media_type="text/plain")
+    return FileResponse(WEB_DIR / "embed.html", headers={"Cache-Control": "no-cache"})
+
+
 def create_app(
     settings: Settings,
     *,
@@ -164,6 +172,7 @@ def create_app(
             *usage_router.routes,
             *listening_router.routes,
             Route("/", web_page, methods=["GET"]),
+            Route("/embed/{avatar_id}", embed_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],
         middleware=[

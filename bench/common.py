@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 
 import httpx
 
@@ -80,3 +83,20 @@ def unlimited_key(env: dict[str, str], account: str) -> str:
     )["key"]  # fmt: skip
     cli(env, "accounts", "set-limits", account, "--rpm", "10000000", "--concurrent", "1000")
     return str(key)
+
+
+@contextlib.contextmanager
+def embedded_server(port: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A server process on the embedded defaults in a fresh data directory, and an
+    enterprise-tier test key for it; stopped on exit."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {**os.environ, "AVATARIUM_DATA_DIR": data_dir, "AVATARIUM_LOG_LEVEL": "warning"}
+        key = json.loads(
+            cli(env, "keys", "create", "--account", "bench", "--tier", "enterprise", "--json")
+        )["key"]
+        process = serve(env, port)
+        try:
+            yield key, process
+        finally:
+            process.terminate()
+            process.wait(timeout=20)

@@ -8,13 +8,10 @@ sending until it has the requested number of them.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 
 import httpx
-from common import cli, pct, serve
+from common import embedded_server, pct
 
 PROMPTS = [
     "Tell me three short facts about the moon.",
@@ -53,39 +50,32 @@ def stream_once(client: httpx.Client, conversation: str, prompt: str) -> tuple[f
 
 def bench_streaming(replies: int = 60) -> None:
     print(f"Streamed replies, embedded model and speech, {replies} replies of 3+ sentences")
-    with tempfile.TemporaryDirectory() as data_dir:
-        env = {**os.environ, "AVATARIUM_DATA_DIR": data_dir, "AVATARIUM_LOG_LEVEL": "warning"}
-        port = 18766
-        key = json.loads(
-            cli(env, "keys", "create", "--account", "bench", "--tier", "enterprise", "--json")
-        )["key"]
-        process = serve(env, port)
-        first: list[float] = []
-        whole: list[float] = []
-        sent = 0
-        try:
-            with httpx.Client(
-                base_url=f"http://127.0.0.1:{port}",
-                timeout=60,
-                headers={"Authorization": f"Bearer {key}"},
-            ) as client:
-                conversation = ""
-                while len(first) < replies and sent < replies * 6:
-                    if sent % 5 == 0:  # short conversations keep the prompt (and its cost) small
-                        conversation = client.post(
-                            "/v1/conversations", json={"avatar_id": "aria-001"}
-                        ).json()["id"]
-                    to_audio, to_done, chunks = stream_once(
-                        client, conversation, PROMPTS[sent % len(PROMPTS)]
-                    )
-                    sent += 1
-                    if sent <= 3 or chunks < 3:
-                        continue  # warm-up, or a reply too short to count
-                    first.append(to_audio)
-                    whole.append(to_done)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    port = 18766
+    first: list[float] = []
+    whole: list[float] = []
+    sent = 0
+    with (
+        embedded_server(port) as (key, _process),
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=60,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client,
+    ):
+        conversation = ""
+        while len(first) < replies and sent < replies * 6:
+            if sent % 5 == 0:  # short conversations keep the prompt (and its cost) small
+                conversation = client.post(
+                    "/v1/conversations", json={"avatar_id": "aria-001"}
+                ).json()["id"]
+            to_audio, to_done, chunks = stream_once(
+                client, conversation, PROMPTS[sent % len(PROMPTS)]
+            )
+            sent += 1
+            if sent <= 3 or chunks < 3:
+                continue  # warm-up, or a reply too short to count
+            first.append(to_audio)
+            whole.append(to_done)
     ratios = [a / d for a, d in zip(first, whole, strict=True)]
     print(f"  {'replies counted / sent':<46} {len(first)} / {sent}")
     print(

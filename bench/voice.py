@@ -20,13 +20,12 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import websockets
-from common import cli, pct, serve
+from common import embedded_server, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -196,25 +195,16 @@ def _stt_rtf(count: int) -> tuple[float, float]:
 
 def bench_voice(turns: int = 50) -> None:
     print(f"Spoken turns, embedded engines, continuous mode, {turns} turns over one WebSocket")
-    with tempfile.TemporaryDirectory() as data_dir:
-        env = {**os.environ, "AVATARIUM_DATA_DIR": data_dir, "AVATARIUM_LOG_LEVEL": "warning"}
-        port = 18767
-        key = json.loads(
-            cli(env, "keys", "create", "--account", "bench", "--tier", "enterprise", "--json")
-        )["key"]
-        process = serve(env, port)
-        try:
-            pids = _proc_tree(process.pid)
-            idle_rss = _rss_mb(pids)
-            cpu_before = _cpu_s(pids)
-            started = time.perf_counter()
-            figures = asyncio.run(_turns(f"ws://127.0.0.1:{port}", key, turns))
-            wall = time.perf_counter() - started
-            cpu = _cpu_s(pids) - cpu_before
-            busy_rss = _rss_mb(pids)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    port = 18767
+    with embedded_server(port) as (key, process):
+        pids = _proc_tree(process.pid)
+        idle_rss = _rss_mb(pids)
+        cpu_before = _cpu_s(pids)
+        started = time.perf_counter()
+        figures = asyncio.run(_turns(f"ws://127.0.0.1:{port}", key, turns))
+        wall = time.perf_counter() - started
+        cpu = _cpu_s(pids) - cpu_before
+        busy_rss = _rss_mb(pids)
     s2a, e2a, s2e = figures["speech_to_audio"], figures["eot_to_audio"], figures["speech_to_eot"]
     print(f"  {'turns counted':<46} {len(s2a)}")
     print(f"  {'last speech -> first audio p50 / p95':<46} "

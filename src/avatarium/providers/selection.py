@@ -3,6 +3,7 @@ sandbox (test keys are always served by the embedded engines, at no third-party 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -19,6 +20,7 @@ from avatarium.providers.stt.base import STTProvider
 from avatarium.providers.tts.base import TTSProvider
 
 P = TypeVar("P")
+EMBEDDED: dict[str, str] = {"llm": EMBEDDED_AI, "tts": EMBEDDED_TTS, "stt": EMBEDDED_STT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,28 +55,34 @@ def _serving(name: str, mode: str, embedded: str) -> str:
     return embedded if mode == "test" and name != "browser" else name
 
 
+def _select(
+    registry: ProviderRegistry,
+    kind: Kind,
+    name: str,
+    mode: str,
+    field: str,
+    get: Callable[[str], P | None],
+) -> Selected[P]:
+    _check_name(registry, kind, name, field)
+    serving = _serving(name, mode, EMBEDDED[kind])
+    provider = get(serving)
+    if provider is None:
+        raise _not_configured(field, serving)
+    return Selected(serving, provider, sandbox=mode == "test")
+
+
 def select_llm(
     registry: ProviderRegistry, name: str, mode: str, field: str = "ai_provider"
 ) -> Selected[LLMProvider]:
     """The LLM provider serving ``name`` for a key of ``mode``, or the documented 400."""
-    _check_name(registry, "llm", name, field)
-    serving = _serving(name, mode, EMBEDDED_AI)
-    provider = registry.llm(serving)
-    if provider is None:
-        raise _not_configured(field, serving)
-    return Selected(serving, provider, sandbox=mode == "test")
+    return _select(registry, "llm", name, mode, field, registry.llm)
 
 
 def select_tts(
     registry: ProviderRegistry, name: str, mode: str, field: str = "tts_provider"
 ) -> Selected[TTSProvider]:
     """The speech provider serving ``name`` for a key of ``mode``, or the documented 400."""
-    _check_name(registry, "tts", name, field)
-    serving = _serving(name, mode, EMBEDDED_TTS)
-    provider = registry.tts(serving)
-    if provider is None:
-        raise _not_configured(field, serving)
-    return Selected(serving, provider, sandbox=mode == "test")
+    return _select(registry, "tts", name, mode, field, registry.tts)
 
 
 def select_stt(
@@ -82,9 +90,4 @@ def select_stt(
 ) -> Selected[STTProvider]:
     """The speech-to-text provider serving ``name`` for a key of ``mode``, or the
     documented 400 (test keys are served by the embedded recogniser)."""
-    _check_name(registry, "stt", name, field)
-    serving = _serving(name, mode, EMBEDDED_STT)
-    provider = registry.stt(serving)
-    if provider is None:
-        raise _not_configured(field, serving)
-    return Selected(serving, provider, sandbox=mode == "test")
+    return _select(registry, "stt", name, mode, field, registry.stt)

@@ -57,7 +57,7 @@ RAW_BODIES = st.sampled_from(
 ROUTES: dict[str, list[str]] = {
     "/v1/conversations": [
         "avatar_id", "ai_provider", "tts_provider", "voice_id", "model", "system_prompt",
-        "metadata", "byok",
+        "metadata", "byok", "stt_provider", "language",
     ],
     "/v1/conversations/{conversation}/messages": ["content", "stream", "tts"],
     "/v1/conversations/{conversation}/end": [],
@@ -187,6 +187,77 @@ def test_get_routes_never_answer_5xx(
             for k, v in params.items()
         }
         response = client.get(safe_path, params=clean, headers=headers if with_key else {})
+        assert_contract(response)
+
+    check()
+
+
+# Uploads: the form's text fields, and file parts that are noise, truncated containers or
+# headers of the documented formats followed by garbage.
+AUDIO_HEADS = [b"", b"RIFF", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"fLaC", b"OggS\x00\x02",
+               b"\x1a\x45\xdf\xa3", b"ID3\x04\x00", b"\xff\xfb\x90"]  # fmt: skip
+UPLOADS = st.builds(
+    lambda head, tail: head + tail, st.sampled_from(AUDIO_HEADS), st.binary(max_size=600)
+)
+MULTIPART_ROUTES = {
+    "/v1/transcriptions": ("file", ["language", "provider"]),
+    "/v1/conversations/{conversation}/messages": ("audio", ["stream", "tts"]),
+}
+
+
+@pytest.mark.parametrize("route", list(MULTIPART_ROUTES))
+def test_upload_routes_never_answer_5xx(
+    fuzzed: tuple[TestClient, dict[str, str], str], route: str
+) -> None:
+    client, headers, conversation = fuzzed
+    path = route.format(conversation=conversation)
+    file_field, fields = MULTIPART_ROUTES[route]
+
+    @FUZZ
+    @given(
+        data=st.fixed_dictionaries({}, optional={name: TEXT for name in [*fields, "extra"]}),
+        upload=UPLOADS,
+        file_name=st.sampled_from([file_field, "other"]),
+        filename=TEXT,
+    )
+    def check(data: dict[str, str], upload: bytes, file_name: str, filename: str) -> None:
+        clean = {
+            k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            for k, v in data.items()
+        }
+        name = filename.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        response = client.post(
+            path, data=clean, files={file_name: (name or "x", upload)}, headers=headers
+        )
+        assert_contract(response)
+
+    check()
+
+
+@pytest.mark.parametrize("route", list(MULTIPART_ROUTES))
+def test_raw_multipart_bodies_never_answer_5xx(
+    fuzzed: tuple[TestClient, dict[str, str], str], route: str
+) -> None:
+    client, headers, conversation = fuzzed
+    path = route.format(conversation=conversation)
+
+    @FUZZ
+    @given(
+        body=st.binary(max_size=400) | st.builds(
+            lambda parts: b"\r\n".join(parts),
+            st.lists(st.sampled_from([
+                b"--b", b"--b--", b'Content-Disposition: form-data; name="file"; filename="a"',
+                b'Content-Disposition: form-data; name="audio"', b"Content-Type: audio/wav",
+                b"", b"RIFF", b"\xff\xfe", b'Content-Disposition: form-data; name="\xc3"',
+            ]), max_size=12),
+        ),
+        boundary=st.sampled_from(["b", "", "\u00e9", "x" * 80]),
+    )  # fmt: skip
+    def check(body: bytes, boundary: str) -> None:
+        content_type = f"multipart/form-data; boundary={boundary}".encode()
+        response = client.post(
+            path, content=body, headers={**headers, "Content-Type": content_type}
+        )
         assert_contract(response)
 
     check()

@@ -223,3 +223,26 @@ async def test_a_spoken_send_is_idempotent(api: Api) -> None:
     assert_error(other, 400, "invalid_request")
     listed = (await api.client.get(path, headers=api.auth(key))).json()["data"]
     assert len(listed) == 2
+
+
+async def test_a_spoken_send_can_stream(api: Api) -> None:
+    from tests.sse import SSEDecoder
+
+    key = await api.key()
+    conversation = await api.conversation(key)
+    response = await send_audio(
+        api, key, conversation["id"], encode(spoken_pcm(QUESTION), "mp3"), stream="true"
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = SSEDecoder().feed(response.content)
+    names = [e.type for e in events]
+    assert names[0] == "message" and names[-1] == "done", names
+    assert "audio" in names
+    stored = (
+        await api.client.get(
+            f"/v1/conversations/{conversation['id']}/messages", headers=api.auth(key)
+        )
+    ).json()["data"]
+    assert stored[0]["input"]["type"] == "audio" and "library" in stored[0]["content"].lower()
+    assert stored[1]["id"] == events[-1].json()["id"]

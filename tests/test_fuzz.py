@@ -63,6 +63,11 @@ ROUTES: dict[str, list[str]] = {
     "/v1/conversations/{conversation}/end": [],
     "/v1/conversations/{conversation}/client_tokens": ["expires_in"],
     "/v1/tts": ["text", "provider", "voice"],
+    "/v1/avatars": [
+        "name", "description", "personality", "greeting", "traits", "tone", "language",
+        "voices", "ai_provider", "ai_model", "tts_provider", "stt_provider",
+        "topics_to_avoid", "escalation", "appearance", "metadata",
+    ],
     "/v1/tts/preview": ["voice", "provider"],
 }  # fmt: skip
 GET_ROUTES: dict[str, list[str]] = {

@@ -25,6 +25,7 @@ from avatarium.api.security_headers import SecurityHeaders
 from avatarium.api.state import AppState
 from avatarium.avatars import router as avatars_router
 from avatarium.avatars.catalog import AvatarCatalog
+from avatarium.avatars.service import AvatarService
 from avatarium.conversations import router as conversations_router
 from avatarium.conversations import socket as conversation_socket
 from avatarium.conversations.idempotency import IdempotencyStore
@@ -82,6 +83,7 @@ def build_state(
     audio = LocalAudioStore(settings.data_dir / "audio")
     avatars = AvatarCatalog(settings.avatars_file)
     providers = providers or ProviderRegistry(settings)
+    avatar_service = AvatarService(db, clock, avatars, providers)
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
     idempotency = IdempotencyStore(
         db, clock, settings.idempotency_ttl_s, settings.idempotency_lease_s
@@ -90,7 +92,7 @@ def build_state(
         db,
         clock,
         settings,
-        avatars,
+        avatar_service,
         providers,
         speech,
         idempotency,
@@ -106,6 +108,7 @@ def build_state(
         signer=signer,
         audio=audio,
         avatars=avatars,
+        avatar_service=avatar_service,
         providers=providers,
         keys=keys,
         client_tokens=ClientTokenService(keys, signer, clock),

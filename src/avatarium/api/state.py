@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from avatarium.accounts.service import AccountService
 from avatarium.avatars.catalog import AvatarCatalog
+from avatarium.avatars.service import AvatarService
 from avatarium.conversations.service import ConversationService
 from avatarium.core.clock import Clock
 from avatarium.core.secrets import Signer
@@ -33,6 +34,7 @@ class AppState:
     signer: Signer
     audio: AudioStore
     avatars: AvatarCatalog
+    avatar_service: AvatarService
     providers: ProviderRegistry
     keys: KeyService
     client_tokens: ClientTokenService

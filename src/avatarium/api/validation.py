@@ -13,7 +13,13 @@ from typing import Any
 
 from avatarium.core.errors import InvalidParameterError, MissingParameterError
 
-_TYPE_NAMES = {str: "a string", bool: "a boolean", dict: "an object", int: "an integer"}
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "a boolean",
+    dict: "an object",
+    int: "an integer",
+    list: "a list",
+}
 
 
 @dataclass(frozen=True, slots=True)

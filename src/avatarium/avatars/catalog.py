@@ -30,11 +30,16 @@ class Avatar:
     personality: str
     voices: dict[str, str]
     defaults: dict[str, str]
+    face: str | None = None  # a preset whose face this avatar wears
+    image_url: str | None = None  # or an image of its own
+    greeting: str | None = None
+    model: str | None = None  # the AI provider's model, when the avatar names one
 
     def as_json(self, base_url: str) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "avatar",
+            "owner": "preset",
             "name": self.name,
             "description": self.description,
             "personality": self.personality,
@@ -45,7 +50,10 @@ class Avatar:
         }
 
     def model_url(self, base_url: str) -> str:
-        name = self.id if (STATIC_DIR / f"{self.id}.svg").exists() else "default"
+        if self.image_url is not None:
+            return self.image_url
+        face = self.face or self.id
+        name = face if (STATIC_DIR / f"{face}.svg").exists() else "default"
         return f"{base_url}/static/avatars/{name}.svg"
 
 

@@ -1,4 +1,4 @@
-"""HTTP routes for avatar presets (public)."""
+"""HTTP routes for avatars: presets (public) and the account's own (with a key)."""
 
 from __future__ import annotations
 
@@ -7,45 +7,72 @@ from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.urls import base_url
-from avatarium.avatars.catalog import Avatar
-from avatarium.core.errors import AvatarNotFoundError
+from avatarium.avatars.schemas import AvatarSpec, parse_avatar
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 
-def _find(call: Call) -> Avatar:
-    avatar_id = call.request.path_params["avatar_id"]
-    avatar = call.state.avatars.get(avatar_id)
-    if avatar is None:
-        raise AvatarNotFoundError(f"No avatar {avatar_id!r}.", details={"field": "avatar_id"})
-    return avatar
+def _parse(call: Call, *, creating: bool) -> AvatarSpec:
+    state = call.state
+    return parse_avatar(
+        call.json_object(),
+        creating=creating,
+        tts_names=state.providers.names("tts"),
+        presets=[a.id for a in state.avatars.all()],
+    )
 
 
 @endpoint(auth="optional")
 async def list_avatars(call: Call) -> Response:
-    base = base_url(call.request)
-    data = [a.as_json(base) for a in call.state.avatars.all()]
-    return JSONResponse({"object": "list", "data": data, "has_more": False, "next_cursor": None})
+    return JSONResponse(
+        await call.state.avatar_service.list_avatars(call.principal, base_url(call.request))
+    )
+
+
+@endpoint(write=True)
+async def create_avatar(call: Call) -> Response:
+    spec = _parse(call, creating=True)
+    return JSONResponse(
+        await call.state.avatar_service.create(call.caller, spec, base_url(call.request))
+    )
 
 
 @endpoint(auth="optional")
 async def get_avatar(call: Call) -> Response:
-    return JSONResponse(_find(call).as_json(base_url(call.request)))
+    avatar_id = call.request.path_params["avatar_id"]
+    return JSONResponse(
+        await call.state.avatar_service.get(call.principal, avatar_id, base_url(call.request))
+    )
+
+
+@endpoint(write=True)
+async def update_avatar(call: Call) -> Response:
+    avatar_id = call.request.path_params["avatar_id"]
+    spec = _parse(call, creating=False)
+    return JSONResponse(
+        await call.state.avatar_service.update(call.caller, avatar_id, spec, base_url(call.request))
+    )
+
+
+@endpoint(write=True)
+async def delete_avatar(call: Call) -> Response:
+    avatar_id = call.request.path_params["avatar_id"]
+    return JSONResponse(await call.state.avatar_service.delete(call.caller, avatar_id))
 
 
 @endpoint(auth="optional")
 async def get_model(call: Call) -> Response:
-    avatar = _find(call)
-    return JSONResponse(
-        {
-            "avatar_id": avatar.id,
-            "model_url": avatar.model_url(base_url(call.request)),
-            "format": "svg",
-        }
-    )
+    avatar_id = call.request.path_params["avatar_id"]
+    base = base_url(call.request)
+    avatar = await call.state.avatar_service.get(call.principal, avatar_id, base)
+    return JSONResponse({"avatar_id": avatar["id"], "model_url": avatar["model_url"],
+                         "format": "svg"})  # fmt: skip
 
 
 routes = [
     Route("/v1/avatars", list_avatars, methods=["GET"]),
+    Route("/v1/avatars", create_avatar, methods=["POST"]),
     Route("/v1/avatars/{avatar_id}", get_avatar, methods=["GET"]),
+    Route("/v1/avatars/{avatar_id}", update_avatar, methods=["PATCH"]),
+    Route("/v1/avatars/{avatar_id}", delete_avatar, methods=["DELETE"]),
     Route("/v1/avatars/{avatar_id}/model", get_model, methods=["GET"]),
 ]

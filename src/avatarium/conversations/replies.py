@@ -263,7 +263,7 @@ class ReplyService:
     async def _tts_chain(self, principal: Principal, conversation: Conversation) -> list[Voiced]:
         c = self._c
         primary = select_tts(c.providers, conversation.tts_provider, principal.mode)
-        avatar = c.avatars.get(conversation.avatar_id)
+        avatar = await c.avatars.resolve(principal, conversation.avatar_id)
         voice_id = conversation.voice_id or primary.provider.default_voice
         if primary.name != conversation.tts_provider and not await primary.provider.has_voice(
             voice_id

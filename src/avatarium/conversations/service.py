@@ -17,7 +17,7 @@ from avatarium.api.validation import (
     validate,
     validate_metadata,
 )
-from avatarium.avatars.catalog import AvatarCatalog
+from avatarium.avatars.service import AvatarService
 from avatarium.conversations.idempotency import Attempt, IdempotencyStore
 from avatarium.conversations.models import Conversation, Message
 from avatarium.conversations.prompt import Turn
@@ -61,7 +61,7 @@ class ConversationService:
         db: Database,
         clock: Clock,
         settings: Settings,
-        avatars: AvatarCatalog,
+        avatars: AvatarService,
         providers: ProviderRegistry,
         speech: SpeechService,
         idempotency: IdempotencyStore,
@@ -104,7 +104,7 @@ class ConversationService:
             select_stt(self.providers, fields["stt_provider"], principal.mode)
         if "language" in fields:
             check_language(fields["language"])
-        avatar = self.avatars.get(fields["avatar_id"])
+        avatar = await self.avatars.resolve(principal, fields["avatar_id"])
         if avatar is None:
             raise AvatarNotFoundError(
                 f"No avatar {fields['avatar_id']!r}.", details={"field": "avatar_id"}
@@ -117,6 +117,7 @@ class ConversationService:
         tts_name = fields.get("tts_provider") or avatar.defaults.get(
             "tts_provider", self.settings.default_tts_provider
         )
+        own_model = avatar.model if ai_name == avatar.defaults.get("ai_provider") else None
         if byok is not None and principal.mode == "live":
             default_model = self.byok.get(byok).default_model
         else:
@@ -139,7 +140,7 @@ class ConversationService:
             ai_provider=ai_name,
             tts_provider=tts_name,
             voice_id=voice_id,
-            model=fields.get("model") or default_model,
+            model=fields.get("model") or own_model or default_model,
             system_prompt=fields.get("system_prompt") or avatar.personality,
             metadata_=metadata,
             message_count=0,

@@ -1,6 +1,7 @@
 """Imports every table so that ``Base.metadata`` is complete (migrations, checks)."""
 
 from avatarium.accounts.models import Account
+from avatarium.avatars.models import CustomAvatar
 from avatarium.conversations.models import Conversation, IdempotentResponse, Message
 from avatarium.keys.models import ApiKey
 from avatarium.speech.models import AudioClip
@@ -13,6 +14,7 @@ __all__ = [
     "AudioClip",
     "Base",
     "Conversation",
+    "CustomAvatar",
     "IdempotentResponse",
     "Message",
     "QuotaReservation",

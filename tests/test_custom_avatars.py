@@ -109,7 +109,8 @@ async def test_patch_replaces_the_fields_it_names(api: Api) -> None:
                            tone="warm")).json()  # fmt: skip
     path = f"{AVATARS}/{avatar['id']}"
     patched = await api.client.patch(
-        path, json={"voices": {"espeak": "en-gb+f2"}, "tone": None, "description": "New."},
+        path,
+        json={"voices": {"espeak": "en-gb+f2"}, "tone": None, "description": "New."},
         headers=api.auth(key),
     )
     assert patched.status_code == 200, patched.text
@@ -129,12 +130,15 @@ async def test_patch_replaces_the_fields_it_names(api: Api) -> None:
 
 async def test_a_conversation_uses_its_custom_avatar_and_ends_with_it(api: Api) -> None:
     key = await api.key()
-    avatar = (
-        await create(
-            api, key, name="Nova", personality="You are Nova, the Acme Rockets guide.",
-            voices={"espeak": "en-gb+f2"}, tts_provider="espeak",
-        )  # fmt: skip
-    ).json()
+    created = await create(
+        api,
+        key,
+        name="Nova",
+        personality="You are Nova, the Acme Rockets guide.",
+        voices={"espeak": "en-gb+f2"},
+        tts_provider="espeak",
+    )
+    avatar = created.json()
     conversation = await api.conversation(key, avatar_id=avatar["id"])
     assert conversation["avatar_id"] == avatar["id"]
     assert conversation["config"]["voice_id"] == "en-gb+f2"

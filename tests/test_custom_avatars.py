@@ -163,3 +163,28 @@ async def test_a_conversation_uses_its_custom_avatar_and_ends_with_it(api: Api) 
     assert_error(after, 400, "invalid_request", reason="conversation_ended")
     assert_error(await api.client.get(f"{AVATARS}/{avatar['id']}", headers=api.auth(key)),
                  404, "avatar_not_found")  # fmt: skip
+
+
+async def test_the_greeting_is_the_first_spoken_message(api: Api) -> None:
+    key = await api.key()
+    created = await create(api, key, name="Nova", greeting="Hi, I'm Nova. Ask me anything!")
+    conversation = await api.conversation(key, avatar_id=created.json()["id"])
+    assert conversation["message_count"] == 1
+    path = f"/v1/conversations/{conversation['id']}"
+    (greeting,) = (await api.client.get(f"{path}/messages", headers=api.auth(key))).json()["data"]
+    assert greeting["role"] == "assistant" and greeting["content"].startswith("Hi, I'm Nova")
+    assert greeting["audio"]["duration_ms"] > 500 and greeting["audio_url"]
+    assert greeting["usage"]["tts_characters"] == len("Hi, I'm Nova. Ask me anything!")
+    audio = await api.client.get(greeting["audio_url"].replace("http://testserver", ""))
+    assert audio.status_code == 200 and audio.headers["content-type"] == "audio/mpeg"
+    usage = (await api.client.get("/v1/usage", headers=api.auth(key))).json()
+    assert usage["messages"]["used"] == 0  # not a message of the quota
+    assert usage["tts_characters"] == greeting["usage"]["tts_characters"]
+    sent = await api.client.post(
+        f"{path}/messages", json={"content": "Hello!", "tts": False}, headers=api.auth(key)
+    )
+    assert sent.status_code == 200, sent.text
+    listed = (await api.client.get(f"{path}/messages", headers=api.auth(key))).json()["data"]
+    assert [m["role"] for m in listed] == ["assistant", "user", "assistant"]
+    usage = (await api.client.get("/v1/usage", headers=api.auth(key))).json()
+    assert usage["messages"]["used"] == 1

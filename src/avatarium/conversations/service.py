@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from avatarium.api.validation import (
     validate,
     validate_metadata,
 )
+from avatarium.avatars.catalog import Avatar
 from avatarium.avatars.service import AvatarService
 from avatarium.conversations.idempotency import Attempt, IdempotencyStore
 from avatarium.conversations.models import Conversation, Message
@@ -37,13 +40,25 @@ from avatarium.keys.service import Principal
 from avatarium.providers.byok import ByokProviders, parse_byok, seal
 from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import ProviderRegistry
-from avatarium.providers.selection import select_llm, select_stt, select_tts
+from avatarium.providers.errors import ProviderError
+from avatarium.providers.selection import Selected, select_llm, select_stt, select_tts
+from avatarium.providers.tts.base import TTSProvider
 from avatarium.speech.models import AudioClip
 from avatarium.speech.service import SpeechService
 from avatarium.storage.base import from_row, table_of
 from avatarium.storage.db import Database
+from avatarium.usage.ledger import UsageLedger, period_of
 
 STATUSES = ("active", "idle", "ended")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Greeting:
+    """A new conversation's first message, and its audio clip when it was spoken."""
+
+    message: Message
+    clip: AudioClip | None
 
 
 def owned(query: Select[Any], principal: Principal) -> Select[Any]:
@@ -154,15 +169,72 @@ class ConversationService:
             or avatar.defaults.get("stt_provider", self.settings.default_stt_provider),
             language=fields.get("language") or avatar.defaults.get("language"),
         )
+        greeting = None
+        if avatar.greeting:
+            greeting = await self._greeting(conversation, avatar, tts, tts_name, avatar.greeting)
+            conversation.message_count = 1
+            conversation.tts_characters = greeting.message.tts_characters
         body_out = self.render(conversation)
 
         def work(session: Session) -> None:
             session.add(conversation)
+            if greeting is not None:
+                session.flush()  # the clip and message rows refer to the conversation
+                if greeting.clip is not None:
+                    session.add(greeting.clip)
+                session.add(greeting.message)
+                if greeting.message.tts_characters:
+                    # Spoken, so counted in tts_characters; not a message of the quota.
+                    UsageLedger.add_in(
+                        session.connection(), principal.account_id, period_of(now), 0, 0,
+                        greeting.message.tts_characters,
+                    )  # fmt: skip
             if attempt is not None:
                 self.idempotency.complete(session, attempt, 200, wire_json(body_out))
 
-        await self.db.write(work)
+        try:
+            await self.db.write(work)
+        except BaseException:
+            if greeting is not None and greeting.clip is not None:
+                await self.speech.store.delete(greeting.clip.storage_key)
+            raise
         return body_out
+
+    async def _greeting(
+        self,
+        conversation: Conversation,
+        avatar: Avatar,
+        tts: Selected[TTSProvider],
+        tts_name: str,
+        text: str,
+    ) -> _Greeting:
+        """The avatar's greeting as the conversation's first assistant message, spoken in
+        its voice. Speech that fails leaves the greeting as text: a conversation is not
+        refused because the speech provider is down."""
+        message = Message(
+            id=new_id("msg"), conversation_id=conversation.id, seq=0, role="assistant",
+            content=text, reply_to=None, audio_id=None, speech=None, ai_provider=None,
+            tts_provider=tts.name, ai_tokens=0, tts_characters=0, stt_ms=0, input=None,
+            interrupted=False, created_at=conversation.created_at,
+        )  # fmt: skip
+        voice_id = conversation.voice_id or tts.provider.default_voice
+        if tts.name != tts_name:  # the sandbox's stand-in speaks in the avatar's voice for it
+            voice_id = avatar.voices.get(tts.name) or tts.provider.default_voice
+        if not tts.provider.produces_audio:
+            message.speech = {"provider": tts.name, "voice_id": voice_id, "text": text}
+            return _Greeting(message, None)
+        try:
+            speech = await self.speech.synthesize(tts.provider, text, voice_id)
+        except ProviderError as error:
+            log.warning("greeting of %s not spoken: %s", conversation.id, error.category.value)
+            return _Greeting(message, None)
+        clip = await self.speech.save(
+            speech, account_id=conversation.account_id, mode=conversation.mode,
+            conversation_id=conversation.id,
+        )  # fmt: skip
+        message.audio_id = clip.id
+        message.tts_characters = speech.characters
+        return _Greeting(message, clip)
 
     async def require(self, principal: Principal, conversation_id: str) -> Conversation:
         """The conversation, or 404 ``conversation_not_found`` for this key's account/mode."""

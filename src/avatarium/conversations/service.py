@@ -38,9 +38,9 @@ from avatarium.core.settings import Settings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.providers.byok import ByokProviders, parse_byok, seal
+from avatarium.providers.errors import ProviderError
 from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import ProviderRegistry
-from avatarium.providers.errors import ProviderError
 from avatarium.providers.selection import Selected, select_llm, select_stt, select_tts
 from avatarium.providers.tts.base import TTSProvider
 from avatarium.speech.models import AudioClip

@@ -188,3 +188,33 @@ async def test_the_greeting_is_the_first_spoken_message(api: Api) -> None:
     assert [m["role"] for m in listed] == ["assistant", "user", "assistant"]
     usage = (await api.client.get("/v1/usage", headers=api.auth(key))).json()
     assert usage["messages"]["used"] == 1
+
+
+async def test_sends_follow_the_avatars_current_personality(api: Api) -> None:
+    import secrets
+
+    from avatarium.providers.registry import ProviderSpec
+    from tests.support import ScriptedLLM
+
+    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}")
+    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
+    account = await api.state.accounts.ensure(f"acct-current-{id(api)}", "enterprise")
+    key = (await api.state.keys.create(account, mode="live")).secret
+    avatar = (
+        await create(api, key, name="Nova", personality="You are Nova.", tts_provider="browser",
+                     ai_provider=llm.name)
+    ).json()  # fmt: skip
+    conversation = await api.conversation(key, avatar_id=avatar["id"])
+    own = await api.conversation(key, avatar_id=avatar["id"], system_prompt="You are Zed.")
+    path = f"/v1/conversations/{conversation['id']}/messages"
+    await api.client.post(path, json={"content": "Hi"}, headers=api.auth(key))
+    await api.client.patch(
+        f"{AVATARS}/{avatar['id']}", json={"personality": "You are Nova 2."},
+        headers=api.auth(key),
+    )  # fmt: skip
+    await api.client.post(path, json={"content": "Hi again"}, headers=api.auth(key))
+    await api.client.post(
+        f"/v1/conversations/{own['id']}/messages", json={"content": "Hi"}, headers=api.auth(key)
+    )
+    systems = [request.messages[0].content for request in llm.requests]
+    assert systems == ["You are Nova.", "You are Nova 2.", "You are Zed."]

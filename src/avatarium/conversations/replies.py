@@ -79,7 +79,8 @@ _INSERT_CLIP = insert(table_of(AudioClip))
 _INSERT_MESSAGE = insert(table_of(Message))
 
 
-Hearing = Callable[[], Awaitable[Heard]]  # transcribes a spoken message when called
+Hearing = Callable[[], Awaitable[Heard]]
+DEFAULT_PERSONALITY = "You are a friendly assistant. You answer in two or three short spoken sentences."  # transcribes a spoken message when called
 
 
 def ended_error() -> InvalidRequestError:
@@ -179,6 +180,7 @@ class PreparedSend:
     answered_ai: str | None = None
     answered_tts: str | None = None
     heard: Heard | None = None  # the user spoke: what was heard, and how
+    system_prompt: str = ""
     interrupt_requested: bool = False
     _wake: Callable[[], None] | None = None
 
@@ -223,7 +225,8 @@ class ReplyService:
             if not isinstance(content, str):
                 heard = await content()
                 content = heard.text[:MAX_CONTENT]
-            prompt = build_prompt(llm[0].provider, conversation.system_prompt, history, content)
+            system_prompt = await self._system_prompt(principal, conversation)
+            prompt = build_prompt(llm[0].provider, system_prompt, history, content)
         except BaseException:
             await reservation.release()
             raise
@@ -240,7 +243,16 @@ class ReplyService:
             chunked=chunked,
             started_at=self._c.clock.now(),
             heard=heard,
+            system_prompt=system_prompt,
         )
+
+    async def _system_prompt(self, principal: Principal, conversation: Conversation) -> str:
+        """The conversation's own system prompt, or else its avatar's personality as it is
+        now (an avatar's owner may have changed it since the conversation began)."""
+        if conversation.system_prompt:
+            return conversation.system_prompt
+        avatar = await self._c.avatars.resolve(principal, conversation.avatar_id)
+        return avatar.personality if avatar is not None else DEFAULT_PERSONALITY
 
     def _llm_chain(
         self, principal: Principal, conversation: Conversation
@@ -456,7 +468,7 @@ class ReplyService:
                 try:
                     prompt = build_prompt(
                         candidate.provider,
-                        send.conversation.system_prompt,
+                        send.system_prompt,
                         send.history,
                         send.content,
                     )

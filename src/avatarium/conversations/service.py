@@ -156,7 +156,8 @@ class ConversationService:
             tts_provider=tts_name,
             voice_id=voice_id,
             model=fields.get("model") or own_model or default_model,
-            system_prompt=fields.get("system_prompt") or avatar.personality,
+            # Empty: the avatar's personality as it is at each send.
+            system_prompt=fields.get("system_prompt") or "",
             metadata_=metadata,
             message_count=0,
             ai_tokens=0,

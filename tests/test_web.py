@@ -564,3 +564,40 @@ def test_the_embed_speaks_the_voice_mode_protocol_to_its_parent(
         assert httpx.get(f"{server.base}/embed/nobody").status_code == 404
     finally:
         httpd.shutdown()
+
+
+def test_the_page_lists_the_accounts_own_avatars(chromium: Any, served: tuple[str, str]) -> None:
+    import httpx
+
+    base, key = served
+    created = httpx.post(
+        f"{base}/v1/avatars",
+        json={"name": "Nova", "description": "The Acme guide.",
+              "appearance": {"preset": "luna-003"}, "greeting": "Hello from Nova!"},
+        headers={"Authorization": f"Bearer {key}"},
+    )  # fmt: skip
+    assert created.status_code == 200, created.text
+    avatar_id = created.json()["id"]
+    page, problems = open_page(chromium, base)
+    page.wait_for_selector("#avatar option[value='aria-001']", state="attached")
+    assert page.query_selector(f"#avatar option[value='{avatar_id}']") is None  # no key yet
+    page.fill("#api-key", key)
+    page.dispatch_event("#api-key", "change")
+    page.wait_for_selector(f"#avatar option[value='{avatar_id}']", state="attached")
+    assert "(yours)" in (page.text_content(f"#avatar option[value='{avatar_id}']") or "")
+    page.select_option("#avatar", avatar_id)
+    page.click("#start")
+    page.wait_for_selector("#stage:not([hidden])", timeout=15_000)
+    assert page.query_selector("#avatar-view svg") is not None  # Luna's face, drawn inline
+    greeting = "#transcript li.assistant .text"
+    wait_until(lambda: page.query_selector(greeting) is not None, 10, "the greeting")
+    assert page.text_content(greeting) == "Hello from Nova!"
+    state = "document.querySelector('#avatar-view').dataset.state"
+    wait_until(lambda: page.evaluate(state) == "speaking", 10, "the greeting spoken")
+    wait_until(lambda: page.evaluate(state) == "idle", 20, "the greeting to end")
+    page.fill("#message", "Hello!")
+    page.keyboard.press("Enter")
+    wait_until(lambda: page.is_enabled("#send"), 30, "the reply")
+    replies = page.query_selector_all("#transcript li.assistant .text")
+    assert len(replies) == 2 and replies[1].text_content()
+    assert problems == [], problems

@@ -132,19 +132,28 @@ function addLine(role, text) {
 
 // Setup: avatars, key, conversation, client token, transport.
 
-async function loadAvatars() {
-  const list = await request("/v1/avatars");
+// The presets, and with a key the account's own avatars too.
+async function loadAvatars(credential = null) {
+  const list = await request("/v1/avatars", { credential });
+  const chosen = ui.avatar.value;
+  ui.avatar.replaceChildren();
   for (const avatar of list.data) {
-    const option = new Option(`${avatar.name} — ${avatar.description}`, avatar.id);
+    const mine = avatar.owner === "account" ? " (yours)" : "";
+    const label = `${avatar.name}${mine}${avatar.description ? ` — ${avatar.description}` : ""}`;
+    const option = new Option(label, avatar.id);
     option.dataset.model = avatar.model_url;
     option.dataset.name = avatar.name;
     ui.avatar.append(option);
   }
-  ui.avatar.value = list.data.some((a) => a.id === "aria-001") ? "aria-001" : list.data[0]?.id;
+  const ids = list.data.map((a) => a.id);
+  ui.avatar.value = ids.includes(chosen) ? chosen : (ids.includes("aria-001") ? "aria-001" : ids[0]);
 }
 
 async function showAvatar(option) {
-  const response = await fetch(new URL(option.dataset.model).pathname);
+  // Faces are drawn inline from this server; an image elsewhere gets the generic face.
+  const url = new URL(option.dataset.model, location.href);
+  const path = url.origin === location.origin ? url.pathname : "/static/avatars/default.svg";
+  const response = await fetch(path);
   ui.view.innerHTML = await response.text();
   ui.view.querySelector("svg")?.setAttribute("aria-hidden", "true");
   mouth = ui.view.querySelector("#mouth");
@@ -188,9 +197,25 @@ async function start(event) {
     ui.setupForm.closest("section").hidden = true;
     setState("idle");
     ui.message.focus();
+    if (conversation.message_count) await showGreeting();
   } catch (error) {
     ui.start.disabled = false;
     alertSetup(error);
+  }
+}
+
+// An avatar with a greeting opens the conversation: show it, and speak it.
+async function showGreeting() {
+  const list = await request(`/v1/conversations/${session.conversationId}/messages`, {
+    credential: session.token,
+  });
+  for (const message of list.data) {
+    const line = addLine(message.role, message.content);
+    line.closest("li").dataset.messageId = message.id;
+    if (message.audio) player.enqueue(message.audio);
+    else if (message.speech?.provider === "browser") {
+      speakInBrowser(message.speech, (on) => setState(on ? "speaking" : idleState()));
+    }
   }
 }
 
@@ -382,4 +407,8 @@ ui.retry.addEventListener("click", () => {
 });
 
 ui.key.value = sessionStorage.getItem(KEY_STORAGE) || "";
-loadAvatars().catch(alertSetup);
+ui.key.addEventListener("change", () => {
+  const key = ui.key.value.trim();
+  loadAvatars(key || null).catch(() => loadAvatars().catch(alertSetup));
+});
+loadAvatars(ui.key.value.trim() || null).catch(() => loadAvatars().catch(alertSetup));

@@ -119,15 +119,21 @@ class WhisperEngine:
         frames = features.shape[-1]
         window = np.zeros((1, features.shape[0], max(MIN_WINDOW_FRAMES, frames)), np.float32)
         window[0, :, :frames] = features
+        # faster-whisper's pipeline catches a decoder stuck in a loop afterwards (compression
+        # ratio, then a re-decode at a higher temperature); here the loop is prevented: no
+        # 4-token sequence may repeat, and no utterance gets more tokens than anyone speaks
+        # in its time (about 3 words a second; allow 8 tokens).
+        budget = min(MAX_TOKENS, 16 + frames * 8 // 100)
         with self._lock:
             encoded = self._model.model.encode(ctranslate2.StorageView.from_array(window))
             result = self._model.model.generate(
                 encoded,
                 [self._prompt],
                 beam_size=beam_size,
-                max_length=MAX_TOKENS,
+                max_length=budget,
                 suppress_blank=True,
                 suppress_tokens=self._suppressed,
+                no_repeat_ngram_size=4,
             )
         tokens = [t for t in result[0].sequences_ids[0] if t < self._tokenizer.eot]
         return str(self._tokenizer.decode(tokens)).strip()

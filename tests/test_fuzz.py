@@ -62,6 +62,9 @@ ROUTES: dict[str, list[str]] = {
     "/v1/conversations/{conversation}/messages": ["content", "stream", "tts"],
     "/v1/conversations/{conversation}/end": [],
     "/v1/conversations/{conversation}/client_tokens": ["expires_in"],
+    "/v1/avatars/{avatar}/knowledge": [
+        "type", "content", "title", "question", "answer", "metadata",
+    ],
     "/v1/tts": ["text", "provider", "voice"],
     "/v1/avatars": [
         "name", "description", "personality", "greeting", "traits", "tone", "language",
@@ -149,7 +152,10 @@ def test_post_routes_never_answer_5xx(
     fuzzed: tuple[TestClient, dict[str, str], str], route: str
 ) -> None:
     client, headers, conversation = fuzzed
-    path = route.format(conversation=conversation)
+    avatar = ""
+    if "{avatar}" in route:  # an avatar of the fuzzer's own, to add knowledge to
+        avatar = client.post("/v1/avatars", json={"name": "Fuzz"}, headers=headers).json()["id"]
+    path = route.format(conversation=conversation, avatar=avatar)
 
     @FUZZ
     @given(

@@ -37,6 +37,8 @@ from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
 from avatarium.core.settings import Settings
 from avatarium.keys.client_tokens import ClientTokenService
 from avatarium.keys.service import KeyService
+from avatarium.knowledge import router as knowledge_router
+from avatarium.knowledge.service import KnowledgeService
 from avatarium.limits.base import RequestGate
 from avatarium.limits.gate import LimitGate
 from avatarium.limits.memory import MemoryBackend
@@ -84,6 +86,7 @@ def build_state(
     avatars = AvatarCatalog(settings.avatars_file)
     providers = providers or ProviderRegistry(settings)
     avatar_service = AvatarService(db, clock, avatars, providers)
+    knowledge = KnowledgeService(db, clock, avatar_service)
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
     idempotency = IdempotencyStore(
         db, clock, settings.idempotency_ttl_s, settings.idempotency_lease_s
@@ -93,6 +96,7 @@ def build_state(
         clock,
         settings,
         avatar_service,
+        knowledge,
         providers,
         speech,
         idempotency,
@@ -118,6 +122,7 @@ def build_state(
         gate=gate or default_gate(settings),
         usage=usage,
         listening=ListeningService(providers, settings, usage, conversations.health),
+        knowledge=knowledge,
     )
 
 
@@ -169,6 +174,7 @@ def create_app(
         routes=[
             *health.routes,
             *avatars_router.routes,
+            *knowledge_router.routes,
             *conversations_router.routes,
             *conversation_socket.routes,
             *speech_router.routes,

@@ -15,6 +15,7 @@ from avatarium.core.secrets import Signer
 from avatarium.core.settings import Settings
 from avatarium.keys.client_tokens import ClientTokenService
 from avatarium.keys.service import KeyService
+from avatarium.knowledge.service import KnowledgeService
 from avatarium.limits.base import RequestGate
 from avatarium.listening.service import ListeningService
 from avatarium.providers.registry import ProviderRegistry
@@ -44,6 +45,7 @@ class AppState:
     gate: RequestGate
     usage: UsageLedger
     listening: ListeningService
+    knowledge: KnowledgeService
 
 
 def state_of(connection: HTTPConnection) -> AppState:

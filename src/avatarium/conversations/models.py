@@ -69,6 +69,8 @@ class Message(Base):
     input: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # A reply the user spoke over: it holds the text whose audio had been sent.
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What a reply was grounded in: [{knowledge_id, title, excerpt, score}].
+    sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -46,6 +46,7 @@ from avatarium.core.ids import new_id
 from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
+from avatarium.knowledge.grounding import grounded_prompt, sources_json
 from avatarium.listening.service import Heard
 from avatarium.providers.byok import unseal
 from avatarium.providers.errors import FailureCategory, ProviderError, as_api_error
@@ -79,8 +80,11 @@ _INSERT_CLIP = insert(table_of(AudioClip))
 _INSERT_MESSAGE = insert(table_of(Message))
 
 
-Hearing = Callable[[], Awaitable[Heard]]
-DEFAULT_PERSONALITY = "You are a friendly assistant. You answer in two or three short spoken sentences."  # transcribes a spoken message when called
+Hearing = Callable[[], Awaitable[Heard]]  # transcribes a spoken message when called
+# For a conversation whose avatar is gone from the operator's file.
+DEFAULT_PERSONALITY = (
+    "You are a friendly assistant. You answer in two or three short spoken sentences."
+)
 
 
 def ended_error() -> InvalidRequestError:
@@ -181,6 +185,7 @@ class PreparedSend:
     answered_tts: str | None = None
     heard: Heard | None = None  # the user spoke: what was heard, and how
     system_prompt: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)  # the knowledge it used
     interrupt_requested: bool = False
     _wake: Callable[[], None] | None = None
 
@@ -226,6 +231,8 @@ class ReplyService:
                 heard = await content()
                 content = heard.text[:MAX_CONTENT]
             system_prompt = await self._system_prompt(principal, conversation)
+            hits = await self._c.knowledge.retrieve(conversation.avatar_id, content)
+            system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, hits)
             prompt = build_prompt(llm[0].provider, system_prompt, history, content)
         except BaseException:
             await reservation.release()
@@ -244,6 +251,7 @@ class ReplyService:
             started_at=self._c.clock.now(),
             heard=heard,
             system_prompt=system_prompt,
+            sources=sources_json(used),
         )
 
     async def _system_prompt(self, principal: Principal, conversation: Conversation) -> str:
@@ -572,6 +580,7 @@ class ReplyService:
             stt_ms=send.heard.duration_ms if send.heard else 0,
             input=send.heard.input_json() if send.heard else None,
             interrupted=False,
+            sources=None,
             created_at=send.started_at or now,
         )
         reply = Message(
@@ -589,6 +598,7 @@ class ReplyService:
             stt_ms=0,
             input=None,
             interrupted=interrupted,
+            sources=send.sources,
             created_at=now,
         )
         body = message_json(reply, clip, c.speech, send.base_url)

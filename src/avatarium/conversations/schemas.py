@@ -105,6 +105,8 @@ def message_json(
         body["input"] = dict(message.input)
     if message.role == "assistant":
         body["interrupted"] = bool(message.interrupted)
+        # The knowledge the reply was grounded in *(extension, section 9)*.
+        body["sources"] = list(message.sources or [])
         # Which providers actually answered (they differ from the conversation's after a
         # fallback) *(extension)*.
         body["ai_provider"] = message.ai_provider

@@ -37,6 +37,7 @@ from avatarium.core.secrets import Sealer
 from avatarium.core.settings import Settings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
+from avatarium.knowledge.service import KnowledgeService
 from avatarium.providers.byok import ByokProviders, parse_byok, seal
 from avatarium.providers.errors import ProviderError
 from avatarium.providers.fallback import ProviderHealth
@@ -77,6 +78,7 @@ class ConversationService:
         clock: Clock,
         settings: Settings,
         avatars: AvatarService,
+        knowledge: KnowledgeService,
         providers: ProviderRegistry,
         speech: SpeechService,
         idempotency: IdempotencyStore,
@@ -87,6 +89,7 @@ class ConversationService:
         self.clock = clock
         self.settings = settings
         self.avatars = avatars
+        self.knowledge = knowledge
         self.providers = providers
         self.speech = speech
         self.idempotency = idempotency
@@ -216,7 +219,7 @@ class ConversationService:
             id=new_id("msg"), conversation_id=conversation.id, seq=0, role="assistant",
             content=text, reply_to=None, audio_id=None, speech=None, ai_provider=None,
             tts_provider=tts.name, ai_tokens=0, tts_characters=0, stt_ms=0, input=None,
-            interrupted=False, created_at=conversation.created_at,
+            interrupted=False, sources=None, created_at=conversation.created_at,
         )  # fmt: skip
         voice_id = conversation.voice_id or tts.provider.default_voice
         if tts.name != tts_name:  # the sandbox's stand-in speaks in the avatar's voice for it

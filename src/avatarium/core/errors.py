@@ -129,6 +129,10 @@ class MessageNotFoundError(NotFoundError):
     code = "message_not_found"
 
 
+class KnowledgeNotFoundError(NotFoundError):
+    code = "knowledge_not_found"
+
+
 class MethodNotAllowedError(AvatariumError):
     status_code = 405
     code = "method_not_allowed"

@@ -4,6 +4,7 @@ from avatarium.accounts.models import Account
 from avatarium.avatars.models import CustomAvatar
 from avatarium.conversations.models import Conversation, IdempotentResponse, Message
 from avatarium.keys.models import ApiKey
+from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import Base
 from avatarium.usage.models import QuotaReservation, UsagePeriod
@@ -16,6 +17,8 @@ __all__ = [
     "Conversation",
     "CustomAvatar",
     "IdempotentResponse",
+    "KnowledgeChunk",
+    "KnowledgeItem",
     "Message",
     "QuotaReservation",
     "UsagePeriod",

@@ -51,7 +51,7 @@ async def test_knowledge_items_and_grounded_replies(api: Api) -> None:
                 "answer": "Admiral Wenna Crask founded it in 1791.",
             },
             headers=api.auth(key),
-        )  # fmt: skip
+        )
     ).json()
     assert qa["title"] == "Who founded Port Quillan?" and qa["status"] == "ready"
     listed = (await api.client.get(base, headers=api.auth(key))).json()["data"]

@@ -34,6 +34,12 @@ class Avatar:
     image_url: str | None = None  # or an image of its own
     greeting: str | None = None
     model: str | None = None  # the AI provider's model, when the avatar names one
+    topics_to_avoid: tuple[str, ...] = ()
+    escalation: dict[str, Any] | None = None
+
+    @property
+    def has_rules(self) -> bool:
+        return bool(self.topics_to_avoid or self.escalation)
 
     def as_json(self, base_url: str) -> dict[str, Any]:
         return {

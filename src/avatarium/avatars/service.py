@@ -77,6 +77,8 @@ def as_avatar(row: CustomAvatar) -> Avatar:
         image_url=appearance.get("model_url"),
         greeting=row.greeting,
         model=row.ai_model,
+        topics_to_avoid=tuple(row.topics_to_avoid or ()),
+        escalation=row.escalation,
     )
 
 

@@ -43,6 +43,8 @@ class Conversation(Base):
     stt_ms: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     stt_provider: Mapped[str | None] = mapped_column(String(40), nullable=True)
     language: Mapped[str | None] = mapped_column(String(35), nullable=True)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    escalation_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -71,6 +73,8 @@ class Message(Base):
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # What a reply was grounded in: [{knowledge_id, title, excerpt, score}].
     sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # A safety action this reply records: {action: "topic_blocked" | "escalated", ...}.
+    safety: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

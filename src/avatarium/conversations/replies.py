@@ -47,6 +47,7 @@ from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.knowledge.grounding import grounded_prompt, sources_json
+from avatarium.knowledge.retrieval import Hit
 from avatarium.listening.service import Heard
 from avatarium.providers.byok import unseal
 from avatarium.providers.errors import FailureCategory, ProviderError, as_api_error
@@ -54,6 +55,9 @@ from avatarium.providers.fallback import parse_chain
 from avatarium.providers.llm.base import ChatMessage, ChatRequest, LLMProvider, TokenMeter
 from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
+from avatarium.safety.canned import NAME as CANNED
+from avatarium.safety.canned import CannedReply
+from avatarium.safety.rules import Verdict, check
 from avatarium.speech.chunker import SentenceChunker
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import UTCDateTime, column_values, table_of
@@ -78,6 +82,12 @@ _CLAIM_SEQUENCE = (
 _EXISTS = select(Conversation.id).where(Conversation.id == bindparam("id"))
 _INSERT_CLIP = insert(table_of(AudioClip))
 _INSERT_MESSAGE = insert(table_of(Message))
+_ESCALATE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation_id"))
+    .values(escalated=True, escalation_reason=bindparam("reason"))
+    .execution_options(synchronize_session=False)
+)
 
 
 Hearing = Callable[[], Awaitable[Heard]]  # transcribes a spoken message when called
@@ -186,6 +196,7 @@ class PreparedSend:
     heard: Heard | None = None  # the user spoke: what was heard, and how
     system_prompt: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)  # the knowledge it used
+    verdict: Verdict | None = None  # the safety rules answered instead of the model
     interrupt_requested: bool = False
     _wake: Callable[[], None] | None = None
 
@@ -230,9 +241,20 @@ class ReplyService:
             if not isinstance(content, str):
                 heard = await content()
                 content = heard.text[:MAX_CONTENT]
-            system_prompt = await self._system_prompt(principal, conversation)
-            hits = await self._c.knowledge.retrieve(conversation.avatar_id, content)
-            system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, hits)
+            avatar = await self._c.avatars.resolve(principal, conversation.avatar_id)
+            system_prompt = conversation.system_prompt or (
+                avatar.personality if avatar is not None else DEFAULT_PERSONALITY
+            )
+            verdict = None
+            if avatar is not None and avatar.has_rules:
+                verdict = check(content, list(avatar.topics_to_avoid), avatar.escalation)
+            used: list[Hit] = []
+            if verdict is not None:
+                # The rules answer: no model call, no knowledge, the same storage and speech.
+                llm = [Selected(CANNED, CannedReply(verdict.reply), sandbox=False)]
+            else:
+                hits = await self._c.knowledge.retrieve(conversation.avatar_id, content)
+                system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, hits)
             prompt = build_prompt(llm[0].provider, system_prompt, history, content)
         except BaseException:
             await reservation.release()
@@ -252,15 +274,8 @@ class ReplyService:
             heard=heard,
             system_prompt=system_prompt,
             sources=sources_json(used),
+            verdict=verdict,
         )
-
-    async def _system_prompt(self, principal: Principal, conversation: Conversation) -> str:
-        """The conversation's own system prompt, or else its avatar's personality as it is
-        now (an avatar's owner may have changed it since the conversation began)."""
-        if conversation.system_prompt:
-            return conversation.system_prompt
-        avatar = await self._c.avatars.resolve(principal, conversation.avatar_id)
-        return avatar.personality if avatar is not None else DEFAULT_PERSONALITY
 
     def _llm_chain(
         self, principal: Principal, conversation: Conversation
@@ -581,6 +596,7 @@ class ReplyService:
             input=send.heard.input_json() if send.heard else None,
             interrupted=False,
             sources=None,
+            safety=None,
             created_at=send.started_at or now,
         )
         reply = Message(
@@ -599,6 +615,7 @@ class ReplyService:
             input=None,
             interrupted=interrupted,
             sources=send.sources,
+            safety=send.verdict.safety if send.verdict else None,
             created_at=now,
         )
         body = message_json(reply, clip, c.speech, send.base_url)
@@ -626,6 +643,11 @@ class ReplyService:
             if clips:
                 connection.execute(_INSERT_CLIP, [column_values(each) for each in clips])
             connection.execute(_INSERT_MESSAGE, [column_values(user), column_values(reply)])
+            if send.verdict is not None and send.verdict.escalation is not None:
+                connection.execute(
+                    _ESCALATE,
+                    {"conversation_id": send.conversation.id, "reason": send.verdict.escalation},
+                )
             send.reservation.commit_in(connection, ai_tokens, tts_chars)
             if send.attempt is not None:
                 c.idempotency.complete(connection, send.attempt, 200, stored_body)

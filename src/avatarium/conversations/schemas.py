@@ -67,6 +67,9 @@ def conversation_json(
             "sandbox": conversation.mode == "test",
         },
         "byok_enabled": conversation.byok_secret is not None,
+        # Handed over to a person by an escalation trigger *(section 9)*.
+        "escalated": bool(conversation.escalated),
+        "escalation_reason": conversation.escalation_reason,
         "metadata": dict(conversation.metadata_ or {}),
         "message_count": conversation.message_count,
         "usage": {
@@ -107,6 +110,7 @@ def message_json(
         body["interrupted"] = bool(message.interrupted)
         # The knowledge the reply was grounded in *(extension, section 9)*.
         body["sources"] = list(message.sources or [])
+        body["safety"] = dict(message.safety) if message.safety else None
         # Which providers actually answered (they differ from the conversation's after a
         # fallback) *(extension)*.
         body["ai_provider"] = message.ai_provider

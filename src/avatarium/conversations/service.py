@@ -169,6 +169,8 @@ class ConversationService:
             updated_at=now,
             byok_secret=seal(self.sealer, byok) if byok is not None else None,
             stt_ms=0,
+            escalated=False,
+            escalation_reason=None,
             stt_provider=fields.get("stt_provider")
             or avatar.defaults.get("stt_provider", self.settings.default_stt_provider),
             language=fields.get("language") or avatar.defaults.get("language"),
@@ -219,7 +221,7 @@ class ConversationService:
             id=new_id("msg"), conversation_id=conversation.id, seq=0, role="assistant",
             content=text, reply_to=None, audio_id=None, speech=None, ai_provider=None,
             tts_provider=tts.name, ai_tokens=0, tts_characters=0, stt_ms=0, input=None,
-            interrupted=False, sources=None, created_at=conversation.created_at,
+            interrupted=False, sources=None, safety=None, created_at=conversation.created_at,
         )  # fmt: skip
         voice_id = conversation.voice_id or tts.provider.default_voice
         if tts.name != tts_name:  # the sandbox's stand-in speaks in the avatar's voice for it

@@ -1,0 +1,84 @@
+"""An avatar's safety rules, checked on each user message before the model runs.
+
+* ``topics_to_avoid``: a message that names a topic to avoid (every word of the topic, each
+  matched by its stem-ish prefix, so "politics" also catches "political") gets a polite
+  redirect instead of an answer.
+* escalation ``triggers``: ``asked_for_human`` (the user asks for a person: an agent, a
+  human, a representative, someone real) and ``keywords`` (any listed word or phrase) hand
+  the conversation over: the reply is the avatar's escalation message.
+
+``negative_sentiment`` and ``failed_answers`` are accepted in an avatar's triggers but not
+acted on yet (docs/avatars.md says so).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Ways people ask for a person (English).
+_ASKS_FOR_HUMAN = re.compile(
+    r"\b(talk|speak|chat|connect|transfer|put)\b.{0,30}\b(human|person|agent|someone|somebody|"
+    r"representative|operator|manager|staff|real)\b"
+    r"|\b(human|real person|live agent|customer service|representative|operator)\b.{0,20}"
+    r"\b(please|now)\b"
+    r"|\bi want (a|an|to talk to a) (human|person|agent|representative)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the rules decided: the reply to give instead of the model's, and why."""
+
+    reply: str
+    safety: dict[str, Any]
+    escalation: str | None = None  # the trigger that handed the conversation over
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def _mentions(message_words: list[str], phrase: str) -> bool:
+    """Every word of ``phrase`` appears in the message (by a stem-ish prefix)."""
+    wanted = _words(phrase)
+    if not wanted:
+        return False
+    return all(
+        any(word.startswith(w[: max(4, len(w) - 2)]) for word in message_words) for w in wanted
+    )
+
+
+def check(
+    message: str,
+    topics_to_avoid: list[str],
+    escalation: dict[str, Any] | None,
+) -> Verdict | None:
+    """The verdict for ``message``, or None when the model should answer."""
+    words = _words(message)
+    if escalation:
+        for trigger in escalation.get("triggers", []):
+            if trigger == "asked_for_human" and _ASKS_FOR_HUMAN.search(message):
+                return _escalate(escalation, "asked_for_human")
+            if isinstance(trigger, dict):
+                for keyword in trigger.get("keywords", []):
+                    if _mentions(words, keyword):
+                        return _escalate(escalation, "keywords", keyword=keyword)
+    for topic in topics_to_avoid:
+        if _mentions(words, topic):
+            return Verdict(
+                f"I'd rather not talk about {topic}. Is there something else I can help you with?",
+                {"action": "topic_blocked", "topic": topic},
+            )
+    return None
+
+
+def _escalate(escalation: dict[str, Any], trigger: str, **extra: str) -> Verdict:
+    return Verdict(
+        str(escalation.get("message") or ""),
+        {"action": "escalated", "trigger": trigger, **extra},
+        escalation=trigger,
+    )

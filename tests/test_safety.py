@@ -23,7 +23,8 @@ async def setup(api: Api) -> tuple[str, ScriptedLLM, dict[str, Any]]:
             json={
                 "name": "Quill", "ai_provider": llm.name, "tts_provider": "espeak",
                 "topics_to_avoid": ["politics", "medical advice"],
-                "escalation": {"triggers": ["asked_for_human", {"keywords": ["refund"]}],
+                "escalation": {"triggers": ["asked_for_human", "negative_sentiment",
+                                            {"keywords": ["refund"]}],
                                "message": HANDOFF},
             },
             headers=api.auth(key),
@@ -67,6 +68,7 @@ async def test_escalation_triggers_hand_the_conversation_over(api: Api) -> None:
     for message, trigger in (
         ("Can I talk to a real person please?", "asked_for_human"),
         ("I want my refund now.", "keywords"),
+        ("This is useless, I am so angry and frustrated with you!", "negative_sentiment"),
     ):
         conversation = await api.conversation(key, avatar_id=avatar["id"])
         assert conversation["escalated"] is False and conversation["escalation_reason"] is None
@@ -79,7 +81,11 @@ async def test_escalation_triggers_hand_the_conversation_over(api: Api) -> None:
         ).json()
         assert after["escalated"] is True and after["escalation_reason"] == trigger
     assert llm.calls == 0
+    # Mild displeasure is not a hand-off.
+    calm = await api.conversation(key, avatar_id=avatar["id"])
+    mild = await send(api, key, calm["id"], "I am not happy with this.")
+    assert mild["safety"] is None and llm.calls == 1
     # A preset has no rules: the same words go to the model.
     plain = await api.conversation(key, avatar_id="aria-001", ai_provider=llm.name)
     reply = await send(api, key, plain["id"], "Can I talk to a real person please?")
-    assert reply["safety"] is None and llm.calls == 1
+    assert reply["safety"] is None and llm.calls == 2

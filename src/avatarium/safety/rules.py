@@ -7,8 +7,9 @@
   human, a representative, someone real) and ``keywords`` (any listed word or phrase) hand
   the conversation over: the reply is the avatar's escalation message.
 
-``negative_sentiment`` and ``failed_answers`` are accepted in an avatar's triggers but not
-acted on yet (docs/avatars.md says so).
+``negative_sentiment`` fires on a strongly negative message (VADER, ``sentiment.py``).
+``failed_answers`` is accepted in an avatar's triggers but not acted on yet (docs/avatars.md
+says so).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from avatarium.safety.sentiment import is_negative
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Ways people ask for a person (English).
@@ -63,6 +66,8 @@ def check(
         for trigger in escalation.get("triggers", []):
             if trigger == "asked_for_human" and _ASKS_FOR_HUMAN.search(message):
                 return _escalate(escalation, "asked_for_human")
+            if trigger == "negative_sentiment" and is_negative(message):
+                return _escalate(escalation, "negative_sentiment")
             if isinstance(trigger, dict):
                 for keyword in trigger.get("keywords", []):
                     if _mentions(words, keyword):

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
+from avatarium.avatars.catalog import Avatar
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
 from avatarium.conversations.prompt import Turn, build_prompt
@@ -236,12 +237,13 @@ class ReplyService:
         try:
             if conversation.status == "ended":
                 raise ended_error()
+            # One lookup per send (a custom avatar is a database read).
+            avatar = await self._c.avatars.resolve(principal, conversation.avatar_id)
             llm = self._llm_chain(principal, conversation)
-            tts = await self._tts_chain(principal, conversation) if want_speech else []
+            tts = await self._tts_chain(principal, conversation, avatar) if want_speech else []
             if not isinstance(content, str):
                 heard = await content()
                 content = heard.text[:MAX_CONTENT]
-            avatar = await self._c.avatars.resolve(principal, conversation.avatar_id)
             system_prompt = conversation.system_prompt or (
                 avatar.personality if avatar is not None else DEFAULT_PERSONALITY
             )
@@ -295,10 +297,11 @@ class ReplyService:
                 candidates[name] = Selected(name, provider, sandbox=False)
         return [candidates[name] for name in c.health.order("llm", list(candidates))]
 
-    async def _tts_chain(self, principal: Principal, conversation: Conversation) -> list[Voiced]:
+    async def _tts_chain(
+        self, principal: Principal, conversation: Conversation, avatar: Avatar | None
+    ) -> list[Voiced]:
         c = self._c
         primary = select_tts(c.providers, conversation.tts_provider, principal.mode)
-        avatar = await c.avatars.resolve(principal, conversation.avatar_id)
         voice_id = conversation.voice_id or primary.provider.default_voice
         if primary.name != conversation.tts_provider and not await primary.provider.has_voice(
             voice_id
@@ -363,10 +366,7 @@ class ReplyService:
     ) -> dict[str, Any]:
         """Store the user's message and the reply as far as it had been spoken: the text
         whose audio went out (or, without speech, the text shown), marked interrupted."""
-        sent = len(spent.spoken)
-        for _speech, unsent in voice.parts[sent:]:  # made, but never announced
-            await self._c.speech.store.delete(unsent.storage_key)
-        del voice.parts[sent:]
+        await voice.keep(len(spent.spoken))
         if self._speaks(send):
             text = " ".join(chunk.text.strip() for chunk in spent.spoken).strip()
         else:
@@ -402,8 +402,7 @@ class ReplyService:
         model keeps writing. The model and the speech run as two tasks feeding one queue."""
         out: asyncio.Queue[ReplyEvent | AvatariumError | None] = asyncio.Queue()
         speaks = self._speaks(send)
-        wake = _WAKE
-        send._wake = lambda: out.put_nowait(wake)
+        send._wake = lambda: out.put_nowait(_WAKE)
         chunker = SentenceChunker()
 
         async def write() -> None:
@@ -436,7 +435,7 @@ class ReplyService:
                 if send.interrupt_requested:
                     raise _InterruptedError
                 item = await out.get()
-                if item is wake:
+                if item is _WAKE:
                     continue
                 if item is None:
                     open_sources -= 1

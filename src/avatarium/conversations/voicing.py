@@ -128,6 +128,12 @@ class ReplyVoice:
             clips.append(self.joined)
         return clips
 
+    async def keep(self, count: int) -> None:
+        """Keep the first ``count`` chunks (those the client was told of); delete the rest."""
+        for _speech, clip in self.parts[count:]:
+            await self._speech.store.delete(clip.storage_key)
+        del self.parts[count:]
+
     async def discard(self) -> None:
         """Delete every file this reply wrote."""
         await self.stop()

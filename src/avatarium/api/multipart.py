@@ -73,6 +73,16 @@ async def parse_form(raw: bytes, headers: Headers, *, file_limit: int) -> Form:
     return Form(fields, files)
 
 
+def check_form(form: Form, fields: set[str], files: set[str]) -> None:
+    """400 ``unknown_field`` for a part this endpoint does not take."""
+    for name in [*form.fields, *form.files]:
+        if name not in fields | files:
+            raise InvalidParameterError(name, "unknown_field", f"{name} is not a recognised field.")
+    for name in form.fields:
+        if name in files:
+            raise InvalidParameterError(name, "invalid_type", f"{name} must be a file part.")
+
+
 def form_bool(form: Form, name: str) -> bool | None:
     """A boolean form field (``true`` / ``false``), absent as ``None``."""
     value = form.fields.get(name)

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.errors import error_response
 from avatarium.api.frames import reply_frames
-from avatarium.api.multipart import form_bool
+from avatarium.api.multipart import check_form, form_bool
 from avatarium.api.request_context import current_request_id
 from avatarium.api.sse import EventStreamResponse
 from avatarium.api.urls import base_url
@@ -27,7 +27,6 @@ from avatarium.core.errors import MissingParameterError
 from avatarium.core.events import Done, ErrorEvent
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.listening.decode import MAX_AUDIO_BYTES, DecodedAudio
-from avatarium.listening.router import check_form
 from avatarium.listening.service import Heard, no_speech
 from avatarium.providers.stt.base import Utterance
 

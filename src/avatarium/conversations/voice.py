@@ -3,9 +3,9 @@
 ``audio.start`` opens the microphone in ``push_to_talk`` (the turn is everything until
 ``audio.stop``) or ``continuous`` mode (voice-activity detection finds where each turn
 starts and ends). While the user speaks, the growing utterance is re-decoded every
-``AVATARIUM_PARTIAL_INTERVAL_MS`` for ``transcript.partial`` frames. At the first silent
-frame the final decode starts at once, speculatively, so that when the silence window has
-passed its transcript is usually ready; speech that resumes makes it stale. A turn whose
+``AVATARIUM_PARTIAL_INTERVAL_MS`` for ``transcript.partial`` frames. Once speech pauses
+(96 ms of silence) the final decode starts, speculatively, so that when the silence window
+has passed its transcript is usually ready; speech that resumes makes it stale. A turn whose
 speculative transcript already ends a sentence ends after two thirds of the window.
 
 Speech that holds for ``AVATARIUM_BARGE_IN_MS`` while a reply is being written or its audio
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +27,6 @@ from avatarium.providers.stt.base import SAMPLE_RATE, Utterance
 
 if TYPE_CHECKING:
     from avatarium.conversations.socket import ConversationSocket
-
-log = logging.getLogger(__name__)
 
 MODES = ("push_to_talk", "continuous")
 MAX_FRAME_BYTES = 64 * 1024

@@ -7,9 +7,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
-from avatarium.api.multipart import Form
+from avatarium.api.multipart import check_form
 from avatarium.api.validation import check_language
-from avatarium.core.errors import InvalidParameterError, InvalidRequestError, MissingParameterError
+from avatarium.core.errors import InvalidRequestError, MissingParameterError
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.listening.decode import MAX_AUDIO_BYTES
 from avatarium.providers.stt.base import Utterance
@@ -21,16 +21,6 @@ def require_form(call_is_multipart: bool, part: str) -> None:
             f"Send multipart/form-data with the audio in a '{part}' file part.",
             details={"reason": "unsupported_content_type"},
         )
-
-
-def check_form(form: Form, fields: set[str], files: set[str]) -> None:
-    """400 ``unknown_field`` for a part this endpoint does not take."""
-    for name in [*form.fields, *form.files]:
-        if name not in fields | files:
-            raise InvalidParameterError(name, "unknown_field", f"{name} is not a recognised field.")
-    for name in form.fields:
-        if name in files:
-            raise InvalidParameterError(name, "invalid_type", f"{name} must be a file part.")
 
 
 @endpoint(write=True, upload_limit=MAX_AUDIO_BYTES)

@@ -29,15 +29,7 @@ const player = new SpeechPlayer({
 
 // "Listening…" only while the microphone is really open.
 function idleState() {
-  const voice = session.voice;
-  if (!voice) return "idle";
-  const state = voice.state;
-  if (state === "RECORDING" || state === "PROCESSING" || state === "THINKING") {
-    return VOICE_FACE[state];
-  }
-  if (player.speaking) return "speaking";
-  if (state === "SPEAKING") return "thinking";  // the first audio is on its way
-  return voice.microphone.isOpen ? "listening" : "idle";
+  return session.voice ? VOICE_FACE[session.voice.state] : "idle";
 }
 
 const STATUS = {

@@ -42,12 +42,7 @@ function post(message) {
 }
 
 function currentState() {
-  if (!voice) return "IDLE";
-  const state = voice.state;
-  if (["RECORDING", "PROCESSING", "THINKING"].includes(state)) return state;
-  if (player.speaking) return "SPEAKING";
-  if (state === "SPEAKING") return "THINKING";
-  return voice.microphone.isOpen ? "LISTENING" : "IDLE";
+  return voice ? voice.state : "IDLE";
 }
 
 function report(force = false) {

@@ -24,13 +24,17 @@ export class VoiceSession {
     socket.onvoice = (frame) => this.onFrame(frame);
   }
 
-  // What the user sees: the server's state, but SPEAKING while audio still plays here.
+  // What the user sees: the server's state, but SPEAKING while audio still plays here
+  // (unless the user is being heard), and LISTENING only while the microphone is open.
   get state() {
-    if (this.player.speaking && !["RECORDING", "PROCESSING"].includes(this.serverState)) {
+    const server = this.serverState;
+    if (this.player.speaking && server !== "RECORDING" && server !== "PROCESSING") {
       return "SPEAKING";
     }
-    if (this.serverState === "SPEAKING") return this.microphone.isOpen ? "LISTENING" : "IDLE";
-    return this.serverState;
+    if (server === "RECORDING" || server === "PROCESSING" || server === "THINKING") {
+      return server;
+    }
+    return this.microphone.isOpen ? "LISTENING" : "IDLE";
   }
 
   setMode(mode) {

@@ -44,14 +44,10 @@ AVATAR_FIELDS = [
 
 @dataclass(frozen=True)
 class AvatarSpec:
-    """Checked avatar fields; ``given`` names those the request set (PATCH replaces only
-    those; nested objects whole)."""
+    """Checked avatar fields: those the request set (PATCH replaces only those; nested
+    objects whole), ``None`` for one it cleared."""
 
     values: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def given(self) -> set[str]:
-        return set(self.values)
 
 
 def _strings(value: list[Any], name: str, max_length: int) -> list[str]:
@@ -144,12 +140,9 @@ def parse_avatar(
 ) -> AvatarSpec:
     """Check a create or update body; providers are checked by the service (they need the
     caller's mode)."""
-    if creating and body.get("name") is None:
+    if body.get("name") is None and (creating or "name" in body):  # it cannot be cleared
         raise MissingParameterError("name")
     fields = validate(body, AVATAR_FIELDS)
-    for name in body:
-        if body[name] is None and name == "name":
-            raise MissingParameterError("name")
     if "traits" in fields:
         fields["traits"] = _strings(fields["traits"], "traits", 100)
     if "topics_to_avoid" in fields:

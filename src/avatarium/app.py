@@ -35,9 +35,13 @@ from avatarium.core.clock import Clock, SystemClock
 from avatarium.core.errors import AvatariumError
 from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
 from avatarium.core.settings import Settings
+from avatarium.jobs.queue import JobQueue
+from avatarium.jobs.runner import JobRunner
 from avatarium.keys.client_tokens import ClientTokenService
 from avatarium.keys.service import KeyService
 from avatarium.knowledge import router as knowledge_router
+from avatarium.knowledge.ingest import JOB_KIND as INGEST_JOB
+from avatarium.knowledge.ingest import Indexer, IngestHandler
 from avatarium.knowledge.service import KnowledgeService
 from avatarium.limits.base import RequestGate
 from avatarium.limits.gate import LimitGate
@@ -86,7 +90,16 @@ def build_state(
     avatars = AvatarCatalog(settings.avatars_file)
     providers = providers or ProviderRegistry(settings)
     avatar_service = AvatarService(db, clock, avatars, providers)
-    knowledge = KnowledgeService(db, clock, avatar_service)
+    indexer = Indexer(providers, settings)
+    knowledge = KnowledgeService(
+        db, clock, avatar_service, indexer, max_attempts=settings.job_max_attempts
+    )
+    jobs = JobRunner(
+        JobQueue(db, clock, lease_s=settings.job_lease_s),
+        {INGEST_JOB: IngestHandler(db, clock, indexer)},
+        poll_s=settings.job_poll_s,
+    )
+    knowledge.on_enqueued = jobs.wake
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
     idempotency = IdempotencyStore(
         db, clock, settings.idempotency_ttl_s, settings.idempotency_lease_s
@@ -123,6 +136,7 @@ def build_state(
         usage=usage,
         listening=ListeningService(providers, settings, usage, conversations.health),
         knowledge=knowledge,
+        jobs=jobs,
     )
 
 
@@ -162,9 +176,13 @@ def create_app(
         if recogniser is not None and hasattr(recogniser, "engine"):
             await asyncio.to_thread(recogniser.engine)
             await asyncio.to_thread(shared_vad_model)
+        # Background jobs (documents) start once the tables exist; one runner per process,
+        # and any number of processes and hosts may run one.
+        state.jobs.start()
         try:
             yield
         finally:
+            await state.jobs.aclose()
             await state.gate.aclose()
             await state.providers.aclose()
             await state.conversations.byok.aclose()

@@ -13,6 +13,7 @@ from avatarium.conversations.service import ConversationService
 from avatarium.core.clock import Clock
 from avatarium.core.secrets import Signer
 from avatarium.core.settings import Settings
+from avatarium.jobs.runner import JobRunner
 from avatarium.keys.client_tokens import ClientTokenService
 from avatarium.keys.service import KeyService
 from avatarium.knowledge.service import KnowledgeService
@@ -46,6 +47,7 @@ class AppState:
     usage: UsageLedger
     listening: ListeningService
     knowledge: KnowledgeService
+    jobs: JobRunner
 
 
 def state_of(connection: HTTPConnection) -> AppState:

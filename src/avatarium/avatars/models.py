@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avatarium.storage.base import Base, UTCDateTime
@@ -37,5 +37,7 @@ class CustomAvatar(Base):
     # A preset's face to wear ({"preset": "aria-001"}) or an image of its own ({"model_url"}).
     appearance: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Bumped with every change to its knowledge (cached vector indexes key on it).
+    knowledge_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

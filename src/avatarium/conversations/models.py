@@ -45,6 +45,8 @@ class Conversation(Base):
     language: Mapped[str | None] = mapped_column(String(35), nullable=True)
     escalated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     escalation_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Replies in a row that found no relevant knowledge and declined (failed_answers).
+    failed_answers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

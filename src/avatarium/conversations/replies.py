@@ -256,7 +256,9 @@ class ReplyService:
                 llm = [Selected(CANNED, CannedReply(verdict.reply), sandbox=False)]
             else:
                 hits = await self._c.knowledge.retrieve(conversation.avatar_id, content)
-                system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, hits)
+                # Only what is close enough to the question goes into the prompt.
+                relevant = [hit for hit in hits if hit.relevant]
+                system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, relevant)
             prompt = build_prompt(llm[0].provider, system_prompt, history, content)
         except BaseException:
             await reservation.release()

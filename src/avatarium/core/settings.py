@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     deepgram_api_key: SecretStr | None = None
     deepgram_base_url: str = "wss://api.deepgram.com"
     deepgram_model: str = "nova-2"
+    # Knowledge retrieval's embedding model: "e5" (embedded) or "openai" (its /embeddings,
+    # with the OpenAI key and base URL above).
+    embedding_provider: str = "e5"
+    openai_embedding_model: str = "text-embedding-3-small"
     cloud_max_tokens: int = Field(default=300, ge=1, le=8192)
 
     ai_fallback: str = ""
@@ -104,6 +108,12 @@ class Settings(BaseSettings):
     # An Idempotency-Key claim lives this long unless the work renews it, so a retry after
     # a crash goes through within about this many seconds.
     idempotency_lease_s: float = Field(default=4.0, gt=0, le=600)
+    # Background jobs (document ingestion): a worker's lease on a job, renewed while it
+    # works (a killed worker's job is taken over once it runs out), how often idle workers
+    # look for work, and how many times a job is tried.
+    job_lease_s: float = Field(default=30.0, ge=1, le=3_600)
+    job_poll_s: float = Field(default=1.0, gt=0, le=60)
+    job_max_attempts: int = Field(default=3, ge=1, le=20)
     # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
     workers: int = Field(default=1, ge=1)
 

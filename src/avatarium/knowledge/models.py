@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from avatarium.storage.base import Base, UTCDateTime
@@ -41,3 +41,18 @@ class KnowledgeChunk(Base):
     avatar_id: Mapped[str] = mapped_column(String(40))
     position: Mapped[int] = mapped_column(Integer)
     content: Mapped[str] = mapped_column(Text)
+    # The chunk's vector (float32, unit length) and the model space it is in.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    embedding_space: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+
+class KnowledgeUpload(Base):
+    """An item's raw content until its job has processed it."""
+
+    __tablename__ = "knowledge_uploads"
+
+    knowledge_id: Mapped[str] = mapped_column(
+        ForeignKey("knowledge.id", ondelete="CASCADE"), primary_key=True
+    )
+    format: Mapped[str] = mapped_column(String(10))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

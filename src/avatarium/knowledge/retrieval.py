@@ -1,12 +1,12 @@
-"""Full-text retrieval over an avatar's chunks: SQLite FTS5 (BM25) or PostgreSQL's text
-search (``ts_rank``), the best few chunks for a user's message."""
+"""Retrieval over an avatar's chunks: full-text ranking (SQLite FTS5's BM25 or PostgreSQL's
+``ts_rank``), fused with the dense ranking of ``vectors.py`` by reciprocal rank."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 _WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
@@ -83,16 +83,23 @@ STOPWORDS = frozenset(
 )
 
 
+# Reciprocal rank fusion's constant (Cormack et al., 2009): a hit's fused score is the sum
+# of 1 / (RRF_K + rank) over the rankings that found it.
+RRF_K = 60
+
+
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A retrieved chunk and how well it matched: ``score`` in (0, 1], the share of the
-    question's words the chunk holds (the engines' own ranks order the hits, but BM25 and
-    ``ts_rank`` are not on one scale, nor stable across corpus sizes)."""
+    """A retrieved chunk and how well it matched. ``score`` is the cosine similarity of
+    question and chunk when the chunk has a vector, else the share of the question's words
+    it holds (BM25 and ``ts_rank`` are on no common scale, nor stable across corpora)."""
 
     knowledge_id: str
     title: str
     content: str
     score: float
+    chunk_id: int = 0
+    relevant: bool = True  # close enough to the question to count as an answer's source
 
 
 def query_words(message: str, limit: int = 24) -> list[str]:
@@ -105,7 +112,7 @@ def query_words(message: str, limit: int = 24) -> list[str]:
 
 
 _SQLITE = text(
-    "SELECT c.knowledge_id, k.title, c.content, -bm25(knowledge_chunks_fts) AS score "
+    "SELECT c.knowledge_id, k.title, c.content, c.id, -bm25(knowledge_chunks_fts) AS score "
     "FROM knowledge_chunks_fts "
     "JOIN knowledge_chunks c ON c.id = knowledge_chunks_fts.rowid "
     "JOIN knowledge k ON k.id = c.knowledge_id "
@@ -113,13 +120,24 @@ _SQLITE = text(
     "AND k.status = 'ready' ORDER BY score DESC LIMIT :limit"
 )
 _POSTGRES = text(
-    "SELECT c.knowledge_id, k.title, c.content, "
+    "SELECT c.knowledge_id, k.title, c.content, c.id, "
     "ts_rank(to_tsvector('english', c.content), to_tsquery('english', :query)) AS score "
     "FROM knowledge_chunks c JOIN knowledge k ON k.id = c.knowledge_id "
     "WHERE c.avatar_id = :avatar_id AND k.status = 'ready' "
     "AND to_tsvector('english', c.content) @@ to_tsquery('english', :query) "
     "ORDER BY score DESC LIMIT :limit"
 )
+
+
+_BY_ID = text(
+    "SELECT c.id, c.knowledge_id, k.title, c.content FROM knowledge_chunks c "
+    "JOIN knowledge k ON k.id = c.knowledge_id WHERE c.id IN :ids AND k.status = 'ready'"
+).bindparams(bindparam("ids", expanding=True))
+# A full-text hit holding at least this share of the question's words, or a chunk at least
+# this close in the embedding space, counts as relevant knowledge (calibrated on the
+# retrieval evaluation, bench/knowledge_eval.py; docs/knowledge.md).
+MIN_COVERAGE = 0.5
+RELEVANT_COSINE = 0.83
 
 
 def search(connection: Connection, avatar_id: str, message: str, limit: int) -> list[Hit]:
@@ -134,7 +152,55 @@ def search(connection: Connection, avatar_id: str, message: str, limit: int) -> 
     rows = connection.execute(
         statement, {"query": query, "avatar_id": avatar_id, "limit": limit}
     ).all()
-    return [Hit(str(r[0]), str(r[1]), str(r[2]), coverage(words, str(r[2]))) for r in rows]
+    out = []
+    for row in rows:
+        share = coverage(words, str(row[2]))
+        out.append(Hit(str(row[0]), str(row[1]), str(row[2]), share, int(row[3]),
+                       relevant=share >= MIN_COVERAGE))  # fmt: skip
+    return out
+
+
+def chunks_by_id(connection: Connection, ids: list[int]) -> dict[int, tuple[str, str, str]]:
+    """(knowledge id, title, content) of the given chunks."""
+    if not ids:
+        return {}
+    rows = connection.execute(_BY_ID, {"ids": ids}).all()
+    return {int(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in rows}
+
+
+def fuse(
+    lexical: list[Hit],
+    dense: list[tuple[int, float]],
+    details: dict[int, tuple[str, str, str]],
+    limit: int,
+) -> list[Hit]:
+    """The best ``limit`` chunks by reciprocal rank fusion of the two rankings. A chunk's
+    score is its cosine similarity where the dense ranking saw it."""
+    fused: dict[int, float] = {}
+    for rank, hit in enumerate(lexical, 1):
+        fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    for rank, (chunk_id, _) in enumerate(dense, 1):
+        fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    cosine = dict(dense)
+    by_id = {hit.chunk_id: hit for hit in lexical}
+    out: list[Hit] = []
+    for chunk_id in sorted(fused, key=lambda c: -fused[c])[:limit]:
+        lexical_hit = by_id.get(chunk_id)
+        similarity = cosine.get(chunk_id)
+        if lexical_hit is not None:
+            knowledge_id, title, content = (
+                lexical_hit.knowledge_id, lexical_hit.title, lexical_hit.content
+            )  # fmt: skip
+        elif chunk_id in details:
+            knowledge_id, title, content = details[chunk_id]
+        else:
+            continue  # deleted between the two queries
+        relevant = (similarity is not None and similarity >= RELEVANT_COSINE) or (
+            lexical_hit is not None and lexical_hit.relevant
+        )
+        score = similarity if similarity is not None else (lexical_hit.score if lexical_hit else 0)
+        out.append(Hit(knowledge_id, title, content, score, chunk_id, relevant=relevant))
+    return out
 
 
 def coverage(words: list[str], content: str) -> float:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
+from avatarium.api.body import decode_json
 from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.multipart import check_form
 from avatarium.api.validation import Field, validate, validate_metadata
 from avatarium.core.errors import InvalidParameterError, MissingParameterError
 from avatarium.core.wire import WireJSONResponse as JSONResponse
+from avatarium.knowledge.extract import SUPPORTED, detect_format
 from avatarium.knowledge.service import default_title
 
 MAX_TEXT = 100_000
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+KINDS = ["text", "qa", "document"]
 TEXT_FIELDS = [
     Field("type", str, required=True),
     Field("content", str, required=True, not_blank=True, max_length=MAX_TEXT),
@@ -27,17 +32,23 @@ QA_FIELDS = [
 ]
 
 
-@endpoint(write=True)
+@endpoint(write=True, upload_limit=MAX_DOCUMENT_BYTES)
 async def add_knowledge(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
+    if call.is_multipart:
+        return await _add_document(call, avatar_id)
     body = call.json_object()
     kind = body.get("type")
     if kind is None:
         raise MissingParameterError("type")
-    if kind not in ("text", "qa"):
-        # Documents (multipart, processed in the background) are not accepted yet.
+    if kind == "document":
         raise InvalidParameterError(
-            "type", "not_allowed", "type must be text or qa.", allowed=["text", "qa"]
+            "type", "not_allowed",
+            "Send a document as multipart/form-data with type=document and a 'file' part.",
+        )  # fmt: skip
+    if kind not in ("text", "qa"):
+        raise InvalidParameterError(
+            "type", "not_allowed", "type must be text, qa or document.", allowed=KINDS
         )
     fields = validate(body, TEXT_FIELDS if kind == "text" else QA_FIELDS)
     metadata = validate_metadata(fields["metadata"]) if "metadata" in fields else {}
@@ -50,6 +61,48 @@ async def add_knowledge(call: Call) -> Response:
     return JSONResponse(
         await call.state.knowledge.add(
             call.caller, avatar_id, kind=kind, text=text, title=title, metadata=metadata
+        )
+    )
+
+
+async def _add_document(call: Call, avatar_id: str) -> Response:
+    form = await call.form(MAX_DOCUMENT_BYTES)
+    check_form(form, {"type", "title", "metadata"}, {"file"})
+    kind = form.fields.get("type")
+    if kind is None:
+        raise MissingParameterError("type")
+    if kind != "document":
+        raise InvalidParameterError(
+            "type", "not_allowed", "A multipart body adds a document: type=document.",
+            allowed=["document"],
+        )  # fmt: skip
+    upload = form.files.get("file")
+    if upload is None:
+        raise MissingParameterError("file")
+    if not upload.data:
+        raise InvalidParameterError("file", "empty", "The file is empty.")
+    fmt = detect_format(upload.filename, upload.content_type, upload.data[:512])
+    if fmt is None:
+        raise InvalidParameterError(
+            "file", "unsupported_format", f"The file must be {SUPPORTED}.",
+            allowed=["pdf", "docx", "html", "md", "txt"],
+        )  # fmt: skip
+    fields = validate(
+        {k: v for k, v in form.fields.items() if k == "title"},
+        [Field("title", str, not_blank=True, max_length=300)],
+    )
+    metadata: dict[str, str] = {}
+    if "metadata" in form.fields:
+        parsed = decode_json(form.fields["metadata"], "metadata")
+        if not isinstance(parsed, dict):
+            raise InvalidParameterError(
+                "metadata", "invalid_type", "metadata must be a JSON object."
+            )
+        metadata = validate_metadata(parsed)
+    title = fields.get("title") or default_title(upload.filename)
+    return JSONResponse(
+        await call.state.knowledge.add_document(
+            call.caller, avatar_id, fmt=fmt, data=upload.data, title=title, metadata=metadata
         )
     )
 

@@ -1,28 +1,48 @@
 """An avatar's knowledge base: adding, listing and removing items, and retrieving the chunks
-a send is grounded in. Text and Q&A items are chunked and indexed as they are added."""
+a send is grounded in. Small text and Q&A items are indexed as they are added; documents
+and long texts by a background job (``ingest.py``)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from avatarium.avatars.models import CustomAvatar
 from avatarium.avatars.service import PREFIX as CUSTOM_PREFIX
 from avatarium.avatars.service import AvatarService, not_found, read_only
 from avatarium.core.clock import Clock, rfc3339
 from avatarium.core.errors import KnowledgeNotFoundError
 from avatarium.core.ids import new_id
+from avatarium.jobs.queue import enqueue
 from avatarium.keys.service import Principal
 from avatarium.knowledge.chunking import chunk_text
-from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem
-from avatarium.knowledge.retrieval import Hit, search
-from avatarium.storage.base import table_of
+from avatarium.knowledge.extract import DocumentFormat
+from avatarium.knowledge.ingest import (
+    INLINE_CHUNKS,
+    JOB_KIND,
+    Indexer,
+    bump_revision,
+    store_index,
+)
+from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem, KnowledgeUpload
+from avatarium.knowledge.retrieval import Hit, chunks_by_id, fuse, search
+from avatarium.knowledge.vectors import VectorCache, load_matrix
 from avatarium.storage.db import Database
 
+log = logging.getLogger(__name__)
+
 TITLE_CHARS = 60
-_INSERT_CHUNKS = insert(table_of(KnowledgeChunk))
+# Each ranking offers this many candidates to the fusion.
+CANDIDATES = 20
+# Dense candidates below this cosine are not offered at all (E5 rates unrelated English
+# text at about 0.7-0.8).
+DENSE_FLOOR = 0.75
 
 
 def knowledge_json(item: KnowledgeItem) -> dict[str, Any]:
@@ -53,10 +73,23 @@ def default_title(text: str) -> str:
 class KnowledgeService:
     """Knowledge of custom avatars (presets have none and take none)."""
 
-    def __init__(self, db: Database, clock: Clock, avatars: AvatarService) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        avatars: AvatarService,
+        indexer: Indexer,
+        *,
+        max_attempts: int = 3,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.avatars = avatars
+        self.indexer = indexer
+        self.max_attempts = max_attempts
+        self.vectors = VectorCache()
+        # Called after a job is committed, so a worker in this process starts at once.
+        self.on_enqueued: Callable[[], None] = lambda: None
 
     async def _own_avatar(self, principal: Principal, avatar_id: str, *, write: bool) -> bool:
         """True for the caller's own avatar; False for a preset (read: no knowledge);
@@ -79,30 +112,71 @@ class KnowledgeService:
         title: str,
         metadata: dict[str, str],
     ) -> dict[str, Any]:
-        """Add a text or Q&A item: chunked and indexed now, so it is ``ready`` at once."""
+        """Add a text or Q&A item. A small one is indexed now (``ready``); a long text goes
+        to the background like a document (``processing``)."""
         await self._own_avatar(principal, avatar_id, write=True)
+        if len(chunk_text(text)) > INLINE_CHUNKS:
+            return await self._queue(
+                avatar_id, kind, title, metadata, DocumentFormat.TEXT, text.encode()
+            )
+        indexed = await self.indexer.index(text, principal.mode)
         now = self.clock.now()
-        chunks = chunk_text(text)
         item = KnowledgeItem(
-            id=new_id("kn"), avatar_id=avatar_id, type=kind, title=title, status="ready",
-            chunks=len(chunks), characters=len(text), error=None, metadata_=metadata,
-            created_at=now, updated_at=now,
+            id=new_id("kn"), avatar_id=avatar_id, type=kind, title=title, status="processing",
+            chunks=0, characters=0, error=None, metadata_=metadata, created_at=now,
+            updated_at=now,
         )  # fmt: skip
-        body = knowledge_json(item)
 
-        def work(session: Session) -> None:
+        def work(session: Session) -> dict[str, Any]:
             session.add(item)
             session.flush()
-            session.execute(
-                _INSERT_CHUNKS,
-                [
-                    {"knowledge_id": item.id, "avatar_id": avatar_id, "position": index,
-                     "content": content}
-                    for index, content in enumerate(chunks)
-                ],
-            )  # fmt: skip
+            store_index(session, self.clock, item, indexed)
+            return knowledge_json(item)
 
-        await self.db.write(work)
+        return await self.db.write(work)
+
+    async def add_document(
+        self,
+        principal: Principal,
+        avatar_id: str,
+        *,
+        fmt: DocumentFormat,
+        data: bytes,
+        title: str,
+        metadata: dict[str, str],
+    ) -> dict[str, Any]:
+        """Store a document and queue its processing: ``processing`` now, then ``ready``
+        or ``failed`` with a readable ``error``."""
+        await self._own_avatar(principal, avatar_id, write=True)
+        return await self._queue(avatar_id, "document", title, metadata, fmt, data)
+
+    async def _queue(
+        self,
+        avatar_id: str,
+        kind: str,
+        title: str,
+        metadata: dict[str, str],
+        fmt: DocumentFormat,
+        data: bytes,
+    ) -> dict[str, Any]:
+        now = self.clock.now()
+        item = KnowledgeItem(
+            id=new_id("kn"), avatar_id=avatar_id, type=kind, title=title, status="processing",
+            chunks=0, characters=0, error=None, metadata_=metadata, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+
+        def work(session: Session) -> dict[str, Any]:
+            # The item, its content and its job commit together: none exists without the rest.
+            session.add(item)
+            session.flush()
+            session.add(KnowledgeUpload(knowledge_id=item.id, format=fmt.value, data=data))
+            enqueue(session, self.clock, JOB_KIND, {"knowledge_id": item.id},
+                    max_attempts=self.max_attempts)  # fmt: skip
+            return knowledge_json(item)
+
+        body = await self.db.write(work)
+        self.on_enqueued()
         return body
 
     async def list_items(self, principal: Principal, avatar_id: str) -> dict[str, Any]:
@@ -140,8 +214,10 @@ class KnowledgeService:
             if item is None or item.avatar_id != avatar_id:
                 raise _missing(knowledge_id)
             # Chunks first: the SQLite index follows their deletes through its trigger.
+            # Their vectors go with them; the revision retires cached matrices.
             session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.knowledge_id == item.id))
             session.delete(item)
+            bump_revision(session, avatar_id)
 
         await self.db.write(work)
         return {"id": knowledge_id, "object": "knowledge", "deleted": True}
@@ -159,14 +235,46 @@ class KnowledgeService:
         )
 
     async def retrieve(self, avatar_id: str, message: str, limit: int = 3) -> list[Hit]:
-        """The chunks a send about ``message`` is grounded in (presets have none: no query)."""
+        """The chunks a send about ``message`` is grounded in: full-text and dense rankings
+        fused (presets have no knowledge: no query at all). A failing embedding provider
+        leaves full text alone rather than failing the send."""
         if not avatar_id.startswith(CUSTOM_PREFIX):
             return []
+        found = await self.db.read_core(lambda c: _revision(c, avatar_id))
+        if found is None or found[0] == 0:
+            return []  # no knowledge was ever added
+        revision, mode = found
+        embedder = self.indexer.embedder(mode)
+        lexical_task = asyncio.ensure_future(
+            self.db.read_core(lambda c: search(c, avatar_id, message, CANDIDATES))
+        )
+        dense: list[tuple[int, float]] = []
+        try:
+            if embedder is not None:
+                matrix = self.vectors.get(avatar_id, revision, embedder.space)
+                if matrix is None:
+                    space = embedder.space
+                    matrix = await self.db.read_core(lambda c: load_matrix(c, avatar_id, space))
+                    self.vectors.put(avatar_id, revision, space, matrix)
+                if len(matrix.ids):
+                    query = await embedder.embed([message], query=True)
+                    dense = matrix.nearest(query[0], CANDIDATES, DENSE_FLOOR)
+        except Exception:
+            log.warning("dense retrieval failed; using full text only", exc_info=True)
+        lexical = await lexical_task
+        known = {hit.chunk_id for hit in lexical}
+        missing = [chunk_id for chunk_id, _ in dense[: limit * 2] if chunk_id not in known]
+        details = await self.db.read_core(lambda c: chunks_by_id(c, missing)) if missing else {}
+        return fuse(lexical, dense, details, limit)
 
-        def work(connection: Connection) -> list[Hit]:
-            return search(connection, avatar_id, message, limit)
 
-        return await self.db.read_core(work)
+def _revision(connection: Connection, avatar_id: str) -> tuple[int, str] | None:
+    row = connection.execute(
+        select(CustomAvatar.knowledge_revision, CustomAvatar.mode).where(
+            CustomAvatar.id == avatar_id
+        )
+    ).first()
+    return (int(row[0]), str(row[1])) if row is not None else None
 
 
 def _missing(knowledge_id: str) -> KnowledgeNotFoundError:

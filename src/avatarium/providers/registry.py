@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 from typing import Literal
 
 from avatarium.core.settings import Settings
+from avatarium.providers.embeddings.base import EmbeddingProvider
 from avatarium.providers.http import RetryPolicy
 from avatarium.providers.llm.base import LLMProvider
 from avatarium.providers.llm.cloud import CloudConfig
@@ -31,16 +32,19 @@ ENTRY_POINT_GROUP = "avatarium.providers"
 DOCUMENTED_AI = ("groq", "openai", "gemini", "anthropic", "local")
 DOCUMENTED_TTS = ("google", "elevenlabs", "browser", "espeak")
 DOCUMENTED_STT = ("whisper", "openai", "groq", "deepgram")
+DOCUMENTED_EMBEDDING = ("e5", "openai")
 EMBEDDED_AI = "local"
 EMBEDDED_TTS = "espeak"
 EMBEDDED_STT = "whisper"
+EMBEDDED_EMBEDDING = "e5"
 DOCUMENTED: dict[str, tuple[str, ...]] = {
     "llm": DOCUMENTED_AI,
     "tts": DOCUMENTED_TTS,
     "stt": DOCUMENTED_STT,
+    "embedding": DOCUMENTED_EMBEDDING,
 }
-Kind = Literal["llm", "tts", "stt"]
-Provider = LLMProvider | TTSProvider | STTProvider
+Kind = Literal["llm", "tts", "stt", "embedding"]
+Provider = LLMProvider | TTSProvider | STTProvider | EmbeddingProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,4 +149,10 @@ class ProviderRegistry:
         """The configured speech-to-text provider ``name``, or ``None`` if not configured."""
         provider = self._get("stt", name)
         assert provider is None or isinstance(provider, STTProvider)
+        return provider
+
+    def embedding(self, name: str) -> EmbeddingProvider | None:
+        """The configured embedding provider ``name``, or ``None`` if not configured."""
+        provider = self._get("embedding", name)
+        assert provider is None or isinstance(provider, EmbeddingProvider)
         return provider

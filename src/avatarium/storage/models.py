@@ -3,8 +3,10 @@
 from avatarium.accounts.models import Account
 from avatarium.avatars.models import CustomAvatar
 from avatarium.conversations.models import Conversation, IdempotentResponse, Message
+from avatarium.jobs.models import Job
 from avatarium.keys.models import ApiKey
-from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem
+from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem, KnowledgeUpload
+from avatarium.safety.models import SafetyEvent
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import Base
 from avatarium.usage.models import QuotaReservation, UsagePeriod
@@ -17,9 +19,12 @@ __all__ = [
     "Conversation",
     "CustomAvatar",
     "IdempotentResponse",
+    "Job",
     "KnowledgeChunk",
     "KnowledgeItem",
+    "KnowledgeUpload",
     "Message",
     "QuotaReservation",
+    "SafetyEvent",
     "UsagePeriod",
 ]

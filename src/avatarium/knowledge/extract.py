@@ -135,8 +135,10 @@ def _pdf_page(text: str) -> str:
             paragraphs.append(" ".join(current))
             current.clear()
 
-    for raw in text.splitlines():
-        line = _SPACES.sub(" ", raw).strip()
+    lines = [_SPACES.sub(" ", raw).strip() for raw in text.splitlines()]
+    # A sentence that ends well short of the page's measure ends its paragraph.
+    short = 0.75 * max((len(line) for line in lines), default=0)
+    for line in lines:
         if not line:
             close()
             continue
@@ -153,6 +155,8 @@ def _pdf_page(text: str) -> str:
             current[-1] = current[-1][:-1] + line  # a word hyphenated across lines
         else:
             current.append(line)
+        if line.endswith(_SENTENCE_END[:3]) and len(line) < short:
+            close()
     close()
     return "\n\n".join(paragraphs)
 
@@ -201,7 +205,7 @@ def _html(markup: str) -> str:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(markup, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "svg", "head"]):
+    for tag in soup(["script", "style", "noscript", "template", "svg", "head", "nav"]):
         tag.decompose()
     for level in range(1, 7):
         for tag in soup.find_all(f"h{level}"):

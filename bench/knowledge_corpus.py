@@ -101,8 +101,7 @@ FILLER = [
     "device is idle and connected.",
     "If the {p} stops responding, hold the main button for ten seconds to restart it; your "
     "settings are kept.",
-    "Accessories for the {p} are sold separately in our online shop and at selected "
-    "retailers.",
+    "Accessories for the {p} are sold separately in our online shop and at selected retailers.",
     "The {p} meets the safety rules of the markets it is sold in; the declarations are "
     "printed in the box.",
     "Recycle the {p} at a collection point for electronics at the end of its life; do not "
@@ -140,3 +139,14 @@ def questions(all_manuals: list[Manual], count: int = 100) -> list[Fact]:
     rng = random.Random(SEED + 1)
     facts = [fact for manual in all_manuals for fact in manual.facts]
     return rng.sample(facts, count)
+
+
+def lookups(all_manuals: list[Manual], count: int = 20) -> list[Fact]:
+    """Questions that quote an identifier (a spare part's code) and ask what it belongs
+    to: exact terms, which full-text search finds and an embedding model may blur."""
+    rng = random.Random(SEED + 2)
+    parts = [m.facts[-1] for m in all_manuals]
+    return [
+        Fact(f.product, f.statement, f"What does spare part {f.answer} fit?", f.answer)
+        for f in rng.sample(parts, count)
+    ]

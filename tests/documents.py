@@ -14,17 +14,17 @@ def _pdf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def pdf_bytes(sections: list[tuple[str, list[str]]], *, min_pages: int = 1) -> bytes:
+def pdf_bytes(sections: list[tuple[str, list[str]]], *, max_pages: int | None = None) -> bytes:
     """A PDF with ``(heading, paragraphs)`` sections in Helvetica, wrapped to the page, a
-    blank line between paragraphs; padded with blank pages to ``min_pages``. Written by
-    hand (objects, content streams, cross-reference table), as the format describes."""
+    blank line between paragraphs; cut after ``max_pages`` full pages. Written by hand
+    (objects, content streams, cross-reference table), as the format describes."""
     lines: list[str] = []
     for heading, paragraphs in sections:
         lines += [heading, ""]
         for paragraph in paragraphs:
             lines += [*textwrap.wrap(paragraph, LINE_CHARS), ""]
     pages = [lines[i : i + LINES_PER_PAGE] for i in range(0, len(lines), LINES_PER_PAGE)]
-    pages += [[] for _ in range(max(0, min_pages - len(pages)))]
+    pages = pages[:max_pages] if max_pages is not None else pages
     objects: list[bytes] = []
     page_ids = []
     font_id = 3

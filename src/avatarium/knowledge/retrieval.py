@@ -83,9 +83,12 @@ STOPWORDS = frozenset(
 )
 
 
-# Reciprocal rank fusion's constant (Cormack et al., 2009): a hit's fused score is the sum
-# of 1 / (RRF_K + rank) over the rankings that found it.
+# Reciprocal rank fusion (Cormack et al., 2009): a hit's fused score is the sum of
+# weight / (RRF_K + rank) over the rankings that found it. Full text counts half: on the
+# retrieval evaluation (bench/knowledge.py, docs/knowledge.md) equal weights cost paraphrased
+# questions recall, while half weight keeps what full text is for, exact identifiers.
 RRF_K = 60
+LEXICAL_WEIGHT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +181,7 @@ def fuse(
     score is its cosine similarity where the dense ranking saw it."""
     fused: dict[int, float] = {}
     for rank, hit in enumerate(lexical, 1):
-        fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+        fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + LEXICAL_WEIGHT / (RRF_K + rank)
     for rank, (chunk_id, _) in enumerate(dense, 1):
         fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
     cosine = dict(dense)

@@ -15,7 +15,6 @@ how often the embedded avatar states a fact from its knowledge.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -99,8 +98,8 @@ class InProcess:
         response.raise_for_status()
         return str(response.json()["id"])
 
-    async def wait_ready(self, avatar_id: str, ids: list[str], timeout: float) -> list[dict]:
-        deadline = time.monotonic() + timeout
+    async def wait_ready(self, avatar_id: str, ids: list[str], within: float) -> list[dict]:
+        deadline = time.monotonic() + within
         while True:
             response = await self.client.get(
                 f"/v1/avatars/{avatar_id}/knowledge", headers=self.headers
@@ -114,7 +113,7 @@ class InProcess:
                     raise RuntimeError(f"ingestion failed: {failed[0]['error']}")
                 return items
             if time.monotonic() > deadline:
-                raise RuntimeError(f"documents not ready after {timeout:.0f} s")
+                raise RuntimeError(f"documents not ready after {within:.0f} s")
             await asyncio.sleep(0.2)
 
 
@@ -138,7 +137,7 @@ async def _ingest_corpus(run: InProcess, avatar_id: str, all_manuals: list[Manua
         ext, ctype, build = FORMATS[index % len(FORMATS)]
         ids.append(await run.upload(avatar_id, f"manual-{index}.{ext}", ctype,
                                     build(manual.sections)))  # fmt: skip
-    await run.wait_ready(avatar_id, ids, timeout=900)
+    await run.wait_ready(avatar_id, ids, within=900)
     return time.perf_counter() - started
 
 
@@ -214,7 +213,7 @@ async def pdf_ingestion(pages: int = 50) -> None:
             data = pdf_bytes(sections, max_pages=pages)
             started = time.perf_counter()
             kn = await run.upload(avatar_id, "handbook.pdf", "application/pdf", data)
-            items = await run.wait_ready(avatar_id, [kn], timeout=600)
+            items = await run.wait_ready(avatar_id, [kn], within=600)
             took = time.perf_counter() - started
             item = items[0]
             line(f"{label}: {item['characters'] / pages:,.0f} characters a page, "
@@ -327,7 +326,7 @@ async def answer_rate(count: int = 25) -> None:
         for index, manual in enumerate(all_manuals):
             ext, ctype, build = FORMATS[index % len(FORMATS)]
             ids.append(await run.upload(informed, f"m{index}.{ext}", ctype, build(manual.sections)))
-        await run.wait_ready(informed, ids, timeout=600)
+        await run.wait_ready(informed, ids, within=600)
         for label, avatar_id in (("with knowledge", informed), ("without knowledge", blank)):
             stated = 0
             for fact in asked:
@@ -368,4 +367,3 @@ if __name__ == "__main__":
     {"eval": lambda: asyncio.run(retrieval_eval()), "pdf": lambda: asyncio.run(pdf_ingestion()),
      "send": send_cost, "answers": lambda: asyncio.run(answer_rate()),
      "all": bench_knowledge}[which]()  # fmt: skip
-    _ = json

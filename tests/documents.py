@@ -42,7 +42,7 @@ def pdf_bytes(sections: list[tuple[str, list[str]]], *, max_pages: int | None = 
     kids = " ".join(f"{pid} 0 R" for pid in page_ids)
     objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(page_ids)} >>".encode())
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    for page_id, content_id, stream in contents:
+    for _page_id, content_id, stream in contents:
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents {content_id} 0 R "
             f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()

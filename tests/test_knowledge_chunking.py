@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from avatarium.knowledge.chunking import MAX_CHARS, OVERLAP_CHARS, chunk_text
 
 SENTENCE = "The Velmora plant assembles every kettle between Monday and Friday. "
@@ -22,7 +24,7 @@ def test_chunks_are_full_and_never_too_long() -> None:
 
 def test_a_cut_inside_a_section_repeats_the_end_of_the_previous_chunk() -> None:
     chunks = chunk_text(SENTENCE * 30)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         overlap = after[: OVERLAP_CHARS // 2]
         assert overlap in before[-OVERLAP_CHARS:], (before[-OVERLAP_CHARS:], after[:80])
 

@@ -16,7 +16,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Boolean, bindparam, case, insert, select, update
 from sqlalchemy.engine import Connection
 
 from avatarium.avatars.catalog import Avatar
@@ -58,7 +58,9 @@ from avatarium.providers.selection import Selected, select_llm, select_tts
 from avatarium.providers.tts.base import Speech, TTSProvider
 from avatarium.safety.canned import NAME as CANNED
 from avatarium.safety.canned import CannedReply
-from avatarium.safety.rules import Verdict, check
+from avatarium.safety.declines import declines
+from avatarium.safety.models import SafetyEvent
+from avatarium.safety.rules import Verdict, check, escalate, topic_verdict, wants
 from avatarium.speech.chunker import SentenceChunker
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import UTCDateTime, column_values, table_of
@@ -75,6 +77,9 @@ _CLAIM_SEQUENCE = (
         ai_tokens=Conversation.ai_tokens + bindparam("added_ai_tokens"),
         stt_ms=Conversation.stt_ms + bindparam("added_stt_ms"),
         tts_characters=Conversation.tts_characters + bindparam("added_tts_characters"),
+        failed_answers=case(
+            (bindparam("failed", type_=Boolean()), Conversation.failed_answers + 1), else_=0
+        ),
         updated_at=bindparam("updated", type_=UTCDateTime()),
     )
     .returning(Conversation.message_count)
@@ -83,6 +88,9 @@ _CLAIM_SEQUENCE = (
 _EXISTS = select(Conversation.id).where(Conversation.id == bindparam("id"))
 _INSERT_CLIP = insert(table_of(AudioClip))
 _INSERT_MESSAGE = insert(table_of(Message))
+_INSERT_SAFETY_EVENT = insert(table_of(SafetyEvent))
+# Replies in a row that found no relevant knowledge and declined, before a hand-off.
+FAILED_ANSWERS = 3
 _ESCALATE = (
     update(Conversation)
     .where(Conversation.id == bindparam("conversation_id"))
@@ -247,18 +255,12 @@ class ReplyService:
             system_prompt = conversation.system_prompt or (
                 avatar.personality if avatar is not None else DEFAULT_PERSONALITY
             )
-            verdict = None
-            if avatar is not None and avatar.has_rules:
-                verdict = check(content, list(avatar.topics_to_avoid), avatar.escalation)
-            used: list[Hit] = []
+            verdict, used = await self._rules_and_knowledge(conversation, avatar, content)
             if verdict is not None:
                 # The rules answer: no model call, no knowledge, the same storage and speech.
                 llm = [Selected(CANNED, CannedReply(verdict.reply), sandbox=False)]
             else:
-                hits = await self._c.knowledge.retrieve(conversation.avatar_id, content)
-                # Only what is close enough to the question goes into the prompt.
-                relevant = [hit for hit in hits if hit.relevant]
-                system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, relevant)
+                system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, used)
             prompt = build_prompt(llm[0].provider, system_prompt, history, content)
         except BaseException:
             await reservation.release()
@@ -280,6 +282,43 @@ class ReplyService:
             sources=sources_json(used),
             verdict=verdict,
         )
+
+    async def _rules_and_knowledge(
+        self, conversation: Conversation, avatar: Avatar | None, content: str
+    ) -> tuple[Verdict | None, list[Hit]]:
+        """The safety rules' verdict on the message, else the relevant knowledge for it.
+
+        Order: the rules that read the words (hand-off requests, keywords, sentiment,
+        topics by name); topics by meaning; then retrieval, and ``failed_answers``: after
+        two declined replies without relevant knowledge, a third question that finds none
+        is handed over instead of declined again."""
+        c = self._c
+        escalation = avatar.escalation if avatar is not None else None
+        verdict = None
+        if avatar is not None and avatar.has_rules:
+            verdict = check(content, list(avatar.topics_to_avoid), escalation)
+        probe = None
+        topics = c.knowledge.topics
+        if verdict is None and avatar is not None and avatar.topics_to_avoid and topics:
+            probe = await c.knowledge.probe(content)
+            topic = (
+                await topics.match(probe.vector, list(avatar.topics_to_avoid)) if probe else None
+            )
+            if topic is not None:
+                verdict = topic_verdict(topic)
+        if verdict is not None:
+            return verdict, []
+        hits = await c.knowledge.retrieve(conversation.avatar_id, content, probe=probe)
+        # Only what is close enough to the question goes into the prompt.
+        relevant = [hit for hit in hits if hit.relevant]
+        if (
+            not relevant
+            and escalation is not None
+            and wants(escalation, "failed_answers")
+            and conversation.failed_answers >= FAILED_ANSWERS - 1
+        ):
+            return escalate(escalation, "failed_answers"), []
+        return None, relevant
 
     def _llm_chain(
         self, principal: Principal, conversation: Conversation
@@ -621,6 +660,8 @@ class ReplyService:
         )
         body = message_json(reply, clip, c.speech, send.base_url)
         stored_body = wire_json(body)
+        # A failed answer: no relevant knowledge, and the reply declines (failed_answers).
+        failed = send.verdict is None and not send.sources and declines(text)
 
         def work(connection: Connection) -> None:
             # One atomic statement claims two sequence numbers and adds the usage; concurrent
@@ -632,6 +673,7 @@ class ReplyService:
                     "added_ai_tokens": ai_tokens,
                     "added_tts_characters": tts_chars,
                     "added_stt_ms": send.heard.duration_ms if send.heard else 0,
+                    "failed": failed,
                     "updated": now,
                 },
             ).first()
@@ -644,6 +686,16 @@ class ReplyService:
             if clips:
                 connection.execute(_INSERT_CLIP, [column_values(each) for each in clips])
             connection.execute(_INSERT_MESSAGE, [column_values(user), column_values(reply)])
+            if send.verdict is not None:
+                # Recorded for the webhooks that emit safety actions (section 10).
+                connection.execute(
+                    _INSERT_SAFETY_EVENT,
+                    {"id": new_id("sev"), "account_id": send.principal.account_id,
+                     "mode": send.principal.mode, "avatar_id": send.conversation.avatar_id,
+                     "conversation_id": send.conversation.id, "message_id": reply.id,
+                     "action": send.verdict.safety["action"], "detail": send.verdict.safety,
+                     "created_at": now},
+                )  # fmt: skip
             if send.verdict is not None and send.verdict.escalation is not None:
                 connection.execute(
                     _ESCALATE,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -33,6 +34,9 @@ from avatarium.knowledge.ingest import (
 from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem, KnowledgeUpload
 from avatarium.knowledge.retrieval import Hit, chunks_by_id, fuse, search
 from avatarium.knowledge.vectors import VectorCache, load_matrix
+from avatarium.providers.embeddings.base import Vectors
+from avatarium.providers.registry import EMBEDDED_EMBEDDING
+from avatarium.safety.topics import TopicMatcher
 from avatarium.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,11 @@ class KnowledgeService:
         self.indexer = indexer
         self.max_attempts = max_attempts
         self.vectors = VectorCache()
+        # Topics to avoid are matched by meaning with the embedded model, whatever embeds
+        # the knowledge: its calibration is E5's (safety/topics.py).
+        local = indexer.providers.embedding(EMBEDDED_EMBEDDING)
+        self.local_embedder = local
+        self.topics = TopicMatcher(local) if local is not None else None
         # Called after a job is committed, so a worker in this process starts at once.
         self.on_enqueued: Callable[[], None] = lambda: None
 
@@ -234,7 +243,17 @@ class KnowledgeService:
             )
         )
 
-    async def retrieve(self, avatar_id: str, message: str, limit: int = 3) -> list[Hit]:
+    async def probe(self, message: str) -> Probe | None:
+        """The message embedded by the embedded model (for topic matching; retrieval reuses
+        it when the knowledge is in the same space)."""
+        if self.local_embedder is None:
+            return None
+        vectors = await self.local_embedder.embed([message], query=True)
+        return Probe(self.local_embedder.space, vectors[0])
+
+    async def retrieve(
+        self, avatar_id: str, message: str, limit: int = 3, *, probe: Probe | None = None
+    ) -> list[Hit]:
         """The chunks a send about ``message`` is grounded in: full-text and dense rankings
         fused (presets have no knowledge: no query at all). A failing embedding provider
         leaves full text alone rather than failing the send."""
@@ -257,8 +276,11 @@ class KnowledgeService:
                     matrix = await self.db.read_core(lambda c: load_matrix(c, avatar_id, space))
                     self.vectors.put(avatar_id, revision, space, matrix)
                 if len(matrix.ids):
-                    query = await embedder.embed([message], query=True)
-                    dense = matrix.nearest(query[0], CANDIDATES, DENSE_FLOOR)
+                    if probe is not None and probe.space == embedder.space:
+                        vector = probe.vector
+                    else:
+                        vector = (await embedder.embed([message], query=True))[0]
+                    dense = matrix.nearest(vector, CANDIDATES, DENSE_FLOOR)
         except Exception:
             log.warning("dense retrieval failed; using full text only", exc_info=True)
         lexical = await lexical_task
@@ -266,6 +288,14 @@ class KnowledgeService:
         missing = [chunk_id for chunk_id, _ in dense[: limit * 2] if chunk_id not in known]
         details = await self.db.read_core(lambda c: chunks_by_id(c, missing)) if missing else {}
         return fuse(lexical, dense, details, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A message's query vector and the space it is in."""
+
+    space: str
+    vector: Vectors
 
 
 def _revision(connection: Connection, avatar_id: str) -> tuple[int, str] | None:

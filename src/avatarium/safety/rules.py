@@ -8,8 +8,8 @@
   the conversation over: the reply is the avatar's escalation message.
 
 ``negative_sentiment`` fires on a strongly negative message (VADER, ``sentiment.py``).
-``failed_answers`` is accepted in an avatar's triggers but not acted on yet (docs/avatars.md
-says so).
+Two checks need more than the message and run in the send (``conversations/replies.py``):
+topics matched by meaning (``topics.py``), and ``failed_answers`` (``declines.py``).
 """
 
 from __future__ import annotations
@@ -65,23 +65,33 @@ def check(
     if escalation:
         for trigger in escalation.get("triggers", []):
             if trigger == "asked_for_human" and _ASKS_FOR_HUMAN.search(message):
-                return _escalate(escalation, "asked_for_human")
+                return escalate(escalation, "asked_for_human")
             if trigger == "negative_sentiment" and is_negative(message):
-                return _escalate(escalation, "negative_sentiment")
+                return escalate(escalation, "negative_sentiment")
             if isinstance(trigger, dict):
                 for keyword in trigger.get("keywords", []):
                     if _mentions(words, keyword):
-                        return _escalate(escalation, "keywords", keyword=keyword)
+                        return escalate(escalation, "keywords", keyword=keyword)
     for topic in topics_to_avoid:
         if _mentions(words, topic):
-            return Verdict(
-                f"I'd rather not talk about {topic}. Is there something else I can help you with?",
-                {"action": "topic_blocked", "topic": topic},
-            )
+            return topic_verdict(topic)
     return None
 
 
-def _escalate(escalation: dict[str, Any], trigger: str, **extra: str) -> Verdict:
+def topic_verdict(topic: str) -> Verdict:
+    """The polite redirect for a message about ``topic``."""
+    return Verdict(
+        f"I'd rather not talk about {topic}. Is there something else I can help you with?",
+        {"action": "topic_blocked", "topic": topic},
+    )
+
+
+def wants(escalation: dict[str, Any] | None, trigger: str) -> bool:
+    """Whether the avatar's escalation lists ``trigger`` (a name such as failed_answers)."""
+    return bool(escalation) and trigger in (escalation or {}).get("triggers", [])
+
+
+def escalate(escalation: dict[str, Any], trigger: str, **extra: str) -> Verdict:
     return Verdict(
         str(escalation.get("message") or ""),
         {"action": "escalated", "trigger": trigger, **extra},

@@ -3,8 +3,9 @@ it never comes (a loop that falls through silently hides why a test failed)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -29,3 +30,17 @@ def wait_until(
             suffix = f" (last error: {last_error!r})" if last_error is not None else ""
             raise AssertionError(f"timed out after {timeout:g} s waiting for {message}{suffix}")
         time.sleep(interval)
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[T]], within: float, message: str, interval: float = 0.05
+) -> T:
+    """:func:`wait_until` for a coroutine condition, without blocking the event loop."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {within:g} s waiting for {message}")
+        await asyncio.sleep(interval)

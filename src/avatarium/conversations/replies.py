@@ -279,7 +279,7 @@ class ReplyService:
             started_at=self._c.clock.now(),
             heard=heard,
             system_prompt=system_prompt,
-            sources=sources_json(used),
+            sources=sources_json(used, content),
             verdict=verdict,
         )
 

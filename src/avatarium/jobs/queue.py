@@ -15,7 +15,7 @@ Finishing is guarded by the lease: a worker that lost its job cannot also commit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -74,12 +74,16 @@ class JobQueue:
         self.clock = clock
         self.lease_s = lease_s
 
-    async def claim(self, worker: str) -> Claim | None:
-        """The oldest job that is due, or whose lease ran out, now held by ``worker``."""
+    async def claim(self, worker: str, kinds: Sequence[str]) -> Claim | None:
+        """The oldest job of one of ``kinds`` that is due, or whose lease ran out, now held
+        by ``worker``."""
         now = self.clock.now()
-        due = or_(
-            and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= now),
-            and_(_JOBS.c.status == "running", _JOBS.c.locked_until < now),
+        due = and_(
+            _JOBS.c.kind.in_(list(kinds)),
+            or_(
+                and_(_JOBS.c.status == "queued", _JOBS.c.run_after <= now),
+                and_(_JOBS.c.status == "running", _JOBS.c.locked_until < now),
+            ),
         )
         candidate = (
             select(_JOBS.c.id).where(due).order_by(_JOBS.c.run_after, _JOBS.c.created_at).limit(1)

@@ -108,14 +108,11 @@ class JobRunner:
 
     async def run_once(self) -> bool:
         """Claim and run one job; False when none was due."""
-        claim = await self.queue.claim(self.worker)
+        claim = await self.queue.claim(self.worker, list(self.handlers))
         if claim is None:
             return False
         job = RunningJob(self.queue, claim)
-        handler = self.handlers.get(claim.kind)
-        if handler is None:
-            await job.fail(f"no handler for job kind {claim.kind!r}")
-            return True
+        handler = self.handlers[claim.kind]
         if claim.attempts > claim.max_attempts:
             # Claimed again after its lease ran out, more times than it may run: its worker
             # died each time (killed, or out of memory), so this input is not tried again.

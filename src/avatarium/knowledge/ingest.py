@@ -127,9 +127,12 @@ class IngestHandler:
         loaded = await self.db.read(lambda session: _load(session, knowledge_id))
         if loaded is None:
             return  # deleted while it waited: nothing to do
-        mode, fmt, data = loaded
+        mode, kind, fmt, data = loaded
         try:
-            text = await asyncio.to_thread(extract, data, DocumentFormat(fmt))
+            if kind == "document":
+                text = await asyncio.to_thread(extract, data, DocumentFormat(fmt))
+            else:  # a long text item, taken as it was given (like a short one)
+                text = data.decode()
         except ExtractionError as exc:
             reason = str(exc)
             log.info("knowledge %s failed: %s", knowledge_id, reason)
@@ -154,7 +157,7 @@ class IngestHandler:
         await job.fail(error, lambda s: mark_failed(s, self.clock, knowledge_id, readable))
 
 
-def _load(session: Session, knowledge_id: str) -> tuple[str, str, bytes] | None:
+def _load(session: Session, knowledge_id: str) -> tuple[str, str, str, bytes] | None:
     item = session.get(KnowledgeItem, knowledge_id)
     upload = session.get(KnowledgeUpload, knowledge_id)
     if item is None or upload is None:
@@ -162,4 +165,4 @@ def _load(session: Session, knowledge_id: str) -> tuple[str, str, bytes] | None:
     avatar = session.get(CustomAvatar, item.avatar_id)
     if avatar is None:
         return None
-    return avatar.mode, upload.format, bytes(upload.data)
+    return avatar.mode, item.type, upload.format, bytes(upload.data)

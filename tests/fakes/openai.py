@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes import transcription
+from tests.fakes import embeddings, transcription
 from tests.fakes.server import FakeState, json_error, malformed, record, sse
 
 API_KEY = "sk-test-openai"
@@ -142,5 +142,6 @@ def build(
                 transcription.handler(state, api_key),
                 methods=["POST"],
             ),
+            Route(f"{prefix}/embeddings", embeddings.handler(state, api_key), methods=["POST"]),
         ]
     )

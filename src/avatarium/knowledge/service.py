@@ -35,6 +35,7 @@ from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem, KnowledgeU
 from avatarium.knowledge.retrieval import Hit, chunks_by_id, fuse, search
 from avatarium.knowledge.vectors import VectorCache, load_matrix
 from avatarium.providers.embeddings.base import Vectors
+from avatarium.providers.errors import ProviderError
 from avatarium.providers.registry import EMBEDDED_EMBEDDING
 from avatarium.safety.topics import TopicMatcher
 from avatarium.storage.db import Database
@@ -128,7 +129,14 @@ class KnowledgeService:
             return await self._queue(
                 avatar_id, kind, title, metadata, DocumentFormat.TEXT, text.encode()
             )
-        indexed = await self.indexer.index(text, principal.mode)
+        try:
+            indexed = await self.indexer.index(text, principal.mode)
+        except ProviderError as exc:
+            # The embedding provider is away: the job retries later (``processing``).
+            log.warning("embedding failed (%s); knowledge goes to the background", exc)
+            return await self._queue(
+                avatar_id, kind, title, metadata, DocumentFormat.TEXT, text.encode()
+            )
         now = self.clock.now()
         item = KnowledgeItem(
             id=new_id("kn"), avatar_id=avatar_id, type=kind, title=title, status="processing",

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import cli, instant_env, pct, serve, unlimited_key  # noqa: E402
 from instant_fake import InstantFake  # noqa: E402
-from knowledge_corpus import Fact, Manual, lookups, manuals, questions  # noqa: E402
+from knowledge_corpus import Manual, lookups, manuals, questions  # noqa: E402
 from tests.documents import (  # noqa: E402
     docx_bytes,
     html_bytes,
@@ -342,13 +342,9 @@ async def answer_rate(count: int = 25) -> None:
                         headers=run.headers,
                     )
                 ).json()
-                if _states(reply["content"], fact):
+                if fact.stated_in(reply["content"]):
                     stated += 1
             line(f"{label}: replies stating the fact", f"{stated}/{count} ({stated / count:.0%})")
-
-
-def _states(reply: str, fact: Fact) -> bool:
-    return fact.answer.lower() in reply.lower()
 
 
 def bench_knowledge() -> None:

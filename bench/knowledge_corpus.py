@@ -29,10 +29,18 @@ COUNTRIES = ["Canada", "Norway", "Chile", "Japan", "Kenya", "Portugal"]
 
 @dataclass(frozen=True, slots=True)
 class Fact:
+    """``answer`` is the text the answering chunk holds; ``accept`` the ways a reply may
+    state the fact (lower case: "124 grams" or "124g"; "$314" is not "314 euros")."""
+
     product: str
     statement: str
     question: str
     answer: str
+    accept: tuple[str, ...] = ()
+
+    def stated_in(self, reply: str) -> bool:
+        flat = " ".join(reply.lower().split())
+        return any(form.lower() in flat for form in (self.accept or (self.answer,)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,29 +70,36 @@ def _facts(rng: random.Random, p: str) -> list[Fact]:
     return [
         Fact(p, f"Returns of the {p} are accepted within {n} days of delivery, unused and in "
                 "the original packaging.",
-             f"How long do I have to send back a {p} I bought?", f"{n} days"),
+             f"How long do I have to send back a {p} I bought?", f"{n} days",
+             (f"{n} days", f"{n}-day", f"{n} day")),
         Fact(p, f"On a full charge the {p} keeps going for roughly {hours} hours.",
-             f"What battery life should I expect from the {p}?", f"{hours} hours"),
+             f"What battery life should I expect from the {p}?", f"{hours} hours",
+             (f"{hours} hours", f"{hours}-hour", f"{hours} hour")),
         Fact(p, f"Every {p} carries a {years}-year limited warranty against manufacturing "
                 "defects.",
-             f"What guarantee period comes with the {p}?", f"{years}-year"),
+             f"What guarantee period comes with the {p}?", f"{years}-year",
+             (f"{years}-year", f"{years} year")),
         Fact(p, f"Without its case the {p} weighs {grams} grams.",
-             f"How heavy is the {p}?", f"{grams} grams"),
+             f"How heavy is the {p}?", f"{grams} grams",
+             (f"{grams} grams", f"{grams} g", f"{grams}g")),
         Fact(p, f"The {p} is sold in {colours[0]} and {colours[1]}.",
-             f"Which colours can I buy the {p} in?", colours[0]),
+             f"Which colours can I buy the {p} in?", colours[0], tuple(colours)),
         Fact(p, f"Each {p} is assembled at our plant in {city}.",
              f"Where is the {p} manufactured?", city),
         Fact(p, f"The {p} was designed by {person}, who leads our product studio.",
              f"Who created the {p}?", person),
         Fact(p, f"The {p} costs {price} euros including tax.",
-             f"What is the price of a {p}?", f"{price} euros"),
+             f"What is the price of a {p}?", f"{price} euros",
+             (f"{price} euro", f"€{price}", f"{price}€", f"{price} eur")),
         Fact(p, f"The {p} first went on sale in {month} {year}.",
              f"When was the {p} launched?", f"{month} {year}"),
         Fact(p, f"Orders of the {p} reach {country} in {days} business days.",
-             f"How long does delivery of a {p} to {country} take?", f"{days} business days"),
+             f"How long does delivery of a {p} to {country} take?", f"{days} business days",
+             (f"{days} business days", f"{days} days", f"{days} working days")),
         Fact(p, f"Our phone line for {p} owners is staffed from {start} a.m. to {end - 12} p.m. "
                 "on weekdays.",
-             f"When can I call someone about my {p}?", f"{start} a.m."),
+             f"When can I call someone about my {p}?", f"{start} a.m.",
+             (f"{start} a.m.", f"{start} am", f"{start}am", f"{start}:00")),
         Fact(p, f"The replacement part number for the {p} filter is {code}.",
              f"Which spare part code do I order for the {p} filter?", code),
     ]  # fmt: skip

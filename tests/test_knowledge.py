@@ -126,3 +126,46 @@ async def test_knowledge_errors_and_ownership(api: Api) -> None:
     assert_error(await api.client.get(f"{base}/kn_nope", headers=api.auth(key)), 404,
                  "knowledge_not_found")  # fmt: skip
     assert (await api.client.get(base, headers=api.auth(key))).json()["data"] == []
+
+
+class SmallModel(ScriptedLLM):
+    """A provider that follows facts best next to the question, one passage at a time."""
+
+    knowledge_in_user_turn = True
+    knowledge_passages = 1
+
+
+async def test_a_small_model_gets_its_knowledge_next_to_the_question(api: Api) -> None:
+    llm = SmallModel(f"small-{secrets.token_hex(3)}", text="It is tangerine.")
+    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
+    account = await api.state.accounts.ensure(f"acct-small-{secrets.token_hex(4)}", "enterprise")
+    key = (await api.state.keys.create(account, mode="live")).secret
+    fields = {"name": "Quill", "ai_provider": llm.name, "tts_provider": "browser"}
+    avatar = (await api.client.post("/v1/avatars", json=fields, headers=api.auth(key))).json()
+    base = f"/v1/avatars/{avatar['id']}/knowledge"
+    for content in (FACT, "The Zorblax 9 rocket's crew eats tangerine sorbet on Thursdays."):
+        await api.client.post(
+            base, json={"type": "text", "content": content}, headers=api.auth(key)
+        )
+    conversation = await api.conversation(key, avatar_id=avatar["id"])
+    question = "What colour is the Zorblax 9 rocket painted?"
+    reply = await api.client.post(
+        f"/v1/conversations/{conversation['id']}/messages",
+        json={"content": question, "tts": False}, headers=api.auth(key),
+    )  # fmt: skip
+    body = reply.json()
+    assert len(body["sources"]) == 1  # one passage, and sources say which
+    request = llm.requests[-1]
+    assert request.grounded is True
+    system, asked = request.messages[0].content, request.messages[-1].content
+    assert FACT not in system
+    assert asked.startswith(FACT) and asked.endswith(question)
+    stored = (
+        await api.client.get(f"/v1/conversations/{conversation['id']}", headers=api.auth(key))
+    ).json()["messages"]
+    assert stored[0]["content"] == question  # the user's own words are what is kept
+    plain = await api.client.post(
+        f"/v1/conversations/{conversation['id']}/messages",
+        json={"content": "Hello there!", "tts": False}, headers=api.auth(key),
+    )  # fmt: skip
+    assert plain.json()["sources"] == [] and llm.requests[-1].grounded is False

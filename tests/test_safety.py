@@ -137,8 +137,9 @@ async def test_every_safety_action_is_recorded(api: Api) -> None:
     ]
 
 
-async def test_three_failed_answers_in_a_row_hand_the_conversation_over(api: Api) -> None:
-    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}", text="Sorry, I don't know that.")
+async def answering(api: Api, reply: str) -> tuple[str, ScriptedLLM, dict[str, Any]]:
+    """An avatar whose model always replies ``reply``, handed over on failed answers."""
+    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}", text=reply)
     api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
     account = await api.state.accounts.ensure(f"acct-fail-{secrets.token_hex(4)}", "enterprise")
     key = (await api.state.keys.create(account, mode="live")).secret
@@ -150,6 +151,11 @@ async def test_three_failed_answers_in_a_row_hand_the_conversation_over(api: Api
             headers=api.auth(key),
         )
     ).json()  # fmt: skip
+    return key, llm, avatar
+
+
+async def test_three_failed_answers_in_a_row_hand_the_conversation_over(api: Api) -> None:
+    key, llm, avatar = await answering(api, "Sorry, I don't know that.")
     knowledge = await api.client.post(
         f"/v1/avatars/{avatar['id']}/knowledge",
         json={"type": "text", "content": "The Brannock depot opens at 05:10 on weekdays."},
@@ -176,18 +182,7 @@ async def test_three_failed_answers_in_a_row_hand_the_conversation_over(api: Api
 
 
 async def test_replies_that_answer_do_not_count_as_failed(api: Api) -> None:
-    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}", text="It is a lovely question.")
-    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
-    account = await api.state.accounts.ensure(f"acct-ok-{secrets.token_hex(4)}", "enterprise")
-    key = (await api.state.keys.create(account, mode="live")).secret
-    avatar = (
-        await api.client.post(
-            "/v1/avatars",
-            json={"name": "Quill", "ai_provider": llm.name, "tts_provider": "browser",
-                  "escalation": {"triggers": ["failed_answers"], "message": HANDOFF}},
-            headers=api.auth(key),
-        )
-    ).json()  # fmt: skip
+    key, _, avatar = await answering(api, "It is a lovely question.")
     conversation = await api.conversation(key, avatar_id=avatar["id"])
     for question in ("One?", "Two?", "Three?", "Four?"):
         assert (await send(api, key, conversation["id"], question))["safety"] is None

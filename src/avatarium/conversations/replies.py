@@ -47,7 +47,7 @@ from avatarium.core.ids import new_id
 from avatarium.core.timing import current_timings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
-from avatarium.knowledge.grounding import grounded_prompt, sources_json
+from avatarium.knowledge.grounding import grounded, sources_json
 from avatarium.knowledge.retrieval import Hit
 from avatarium.listening.service import Heard
 from avatarium.providers.byok import unseal
@@ -203,7 +203,8 @@ class PreparedSend:
     answered_ai: str | None = None
     answered_tts: str | None = None
     heard: Heard | None = None  # the user spoke: what was heard, and how
-    system_prompt: str = ""
+    system_prompt: str = ""  # the avatar's personality, before any knowledge is added
+    knowledge: list[Hit] = field(default_factory=list)  # relevant chunks, best first
     sources: list[dict[str, Any]] = field(default_factory=list)  # the knowledge it used
     verdict: Verdict | None = None  # the safety rules answered instead of the model
     interrupt_requested: bool = False
@@ -215,6 +216,16 @@ class PreparedSend:
         self.interrupt_requested = True
         if self._wake is not None:
             self._wake()
+
+
+def prompt_for(provider: LLMProvider, send: PreparedSend) -> list[ChatMessage]:
+    """The prompt ``provider`` is given for ``send``: its knowledge placed the way that
+    provider follows best (``grounding.py``). ``send.sources`` become what it was given."""
+    system_prompt, asked, used = grounded(
+        provider, send.system_prompt, send.content, send.knowledge
+    )
+    send.sources = sources_json(used, send.content)
+    return build_prompt(provider, system_prompt, send.history, asked)
 
 
 class ReplyService:
@@ -259,29 +270,28 @@ class ReplyService:
             if verdict is not None:
                 # The rules answer: no model call, no knowledge, the same storage and speech.
                 llm = [Selected(CANNED, CannedReply(verdict.reply), sandbox=False)]
-            else:
-                system_prompt, used = grounded_prompt(llm[0].provider, system_prompt, used)
-            prompt = build_prompt(llm[0].provider, system_prompt, history, content)
+            send = PreparedSend(
+                principal,
+                conversation,
+                content,
+                history,
+                [],
+                llm,
+                tts,
+                base_url,
+                reservation,
+                chunked=chunked,
+                started_at=self._c.clock.now(),
+                heard=heard,
+                system_prompt=system_prompt,
+                knowledge=used,
+                verdict=verdict,
+            )
+            send.prompt = prompt_for(llm[0].provider, send)
         except BaseException:
             await reservation.release()
             raise
-        return PreparedSend(
-            principal,
-            conversation,
-            content,
-            history,
-            prompt,
-            llm,
-            tts,
-            base_url,
-            reservation,
-            chunked=chunked,
-            started_at=self._c.clock.now(),
-            heard=heard,
-            system_prompt=system_prompt,
-            sources=sources_json(used, content),
-            verdict=verdict,
-        )
+        return send
 
     async def _rules_and_knowledge(
         self, conversation: Conversation, avatar: Avatar | None, content: str
@@ -529,12 +539,7 @@ class ReplyService:
                 prompt = send.prompt
             else:
                 try:
-                    prompt = build_prompt(
-                        candidate.provider,
-                        send.system_prompt,
-                        send.history,
-                        send.content,
-                    )
+                    prompt = prompt_for(candidate.provider, send)
                 except InvalidParameterError:
                     log.warning(
                         "fallback %s skipped: the prompt exceeds its context window", candidate.name
@@ -546,7 +551,8 @@ class ReplyService:
             meter = TokenMeter()
             generation = _Generation(candidate.provider, prompt, meter)
             spent.generation = generation  # what a stop from here on is charged
-            stream = candidate.provider.stream(ChatRequest(prompt, model, meter))
+            request = ChatRequest(prompt, model, meter, grounded=bool(send.sources))
+            stream = candidate.provider.stream(request)
             wrote = False
             try:
                 while True:

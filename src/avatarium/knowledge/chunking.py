@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 MAX_CHARS = 800
 OVERLAP_CHARS = 120
-SECTION_BREAK_CHARS = MAX_CHARS // 2
+SECTION_BREAK_CHARS = MAX_CHARS // 4
 _PARAGRAPHS = re.compile(r"\n\s*\n|\n(?=#{1,6}\s)")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
 

@@ -19,22 +19,34 @@ PREAMBLE = (
 )
 
 
-def grounded_prompt(
-    provider: LLMProvider, system_prompt: str, hits: list[Hit]
-) -> tuple[str, list[Hit]]:
-    """The system prompt with as many of ``hits`` (best first) as fit the knowledge budget,
-    and the hits used."""
+QUESTION_LEAD = "\n\nAnswer from the text above if it answers this: "
+
+
+def grounded(
+    provider: LLMProvider, system_prompt: str, question: str, hits: list[Hit]
+) -> tuple[str, str, list[Hit]]:
+    """The system prompt and the question as the model sees them, with as many of ``hits``
+    (best first) as fit the knowledge budget; and the hits used. Facts go into the system
+    prompt, or just before the question for providers that say they follow them better
+    there (``knowledge_in_user_turn``: the embedded model). The stored message is the
+    user's own either way."""
     if not hits:
-        return system_prompt, []
+        return system_prompt, question, []
     budget = int((provider.context_tokens - provider.max_reply_tokens) * KNOWLEDGE_SHARE)
+    in_user_turn = bool(getattr(provider, "knowledge_in_user_turn", False))
+    hits = hits[: int(getattr(provider, "knowledge_passages", len(hits)))]
     used: list[Hit] = []
-    text = system_prompt + PREAMBLE
+    text = "" if in_user_turn else system_prompt + PREAMBLE
     for hit in hits:
-        candidate = f"{text}\n- {hit.content}"
+        candidate = f"{text}\n\n{hit.content}" if in_user_turn else f"{text}\n- {hit.content}"
         if provider.count_tokens([ChatMessage("system", candidate)]) > budget:
             break
         text, used = candidate, [*used, hit]
-    return (text, used) if used else (system_prompt, [])
+    if not used:
+        return system_prompt, question, []
+    if in_user_turn:
+        return system_prompt, text.strip() + QUESTION_LEAD + question, used
+    return text, question, used
 
 
 def excerpt_of(content: str, question: str) -> str:

@@ -137,12 +137,7 @@ class KnowledgeService:
             return await self._queue(
                 avatar_id, kind, title, metadata, DocumentFormat.TEXT, text.encode()
             )
-        now = self.clock.now()
-        item = KnowledgeItem(
-            id=new_id("kn"), avatar_id=avatar_id, type=kind, title=title, status="processing",
-            chunks=0, characters=0, error=None, metadata_=metadata, created_at=now,
-            updated_at=now,
-        )  # fmt: skip
+        item = self._new_item(avatar_id, kind, title, metadata)
 
         def work(session: Session) -> dict[str, Any]:
             session.add(item)
@@ -167,6 +162,17 @@ class KnowledgeService:
         await self._own_avatar(principal, avatar_id, write=True)
         return await self._queue(avatar_id, "document", title, metadata, fmt, data)
 
+    def _new_item(
+        self, avatar_id: str, kind: str, title: str, metadata: dict[str, str]
+    ) -> KnowledgeItem:
+        """An item not indexed yet (``processing``; ``store_index`` makes it ready)."""
+        now = self.clock.now()
+        return KnowledgeItem(
+            id=new_id("kn"), avatar_id=avatar_id, type=kind, title=title, status="processing",
+            chunks=0, characters=0, error=None, metadata_=metadata, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+
     async def _queue(
         self,
         avatar_id: str,
@@ -176,12 +182,7 @@ class KnowledgeService:
         fmt: DocumentFormat,
         data: bytes,
     ) -> dict[str, Any]:
-        now = self.clock.now()
-        item = KnowledgeItem(
-            id=new_id("kn"), avatar_id=avatar_id, type=kind, title=title, status="processing",
-            chunks=0, characters=0, error=None, metadata_=metadata, created_at=now,
-            updated_at=now,
-        )  # fmt: skip
+        item = self._new_item(avatar_id, kind, title, metadata)
 
         def work(session: Session) -> dict[str, Any]:
             # The item, its content and its job commit together: none exists without the rest.

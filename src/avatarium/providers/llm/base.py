@@ -35,6 +35,9 @@ class ChatRequest:
     messages: list[ChatMessage]
     model: str | None = None
     meter: TokenMeter = field(default_factory=TokenMeter)
+    # The prompt holds knowledge the reply should repeat faithfully (a provider may then
+    # sample differently: the embedded model drops its repetition penalty).
+    grounded: bool = False
 
 
 @runtime_checkable

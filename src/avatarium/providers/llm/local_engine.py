@@ -65,6 +65,7 @@ class LocalEngine:
         on_text: Callable[[str], None],
         cancelled: threading.Event,
         on_token: Callable[[int, int], None] | None = None,
+        repeat_penalty: float = 1.1,
     ) -> tuple[int, int]:
         """Generate into ``on_text``; returns (prompt tokens, completion tokens). Blocking.
         ``on_token`` hears the counts so far after each token (a reply stopped early is
@@ -76,7 +77,12 @@ class LocalEngine:
         produced = 0
         with self._lock:
             for token in self._llm.generate(
-                tokens, temp=temperature, top_k=40, top_p=0.95, repeat_penalty=1.1, reset=True
+                tokens,
+                temp=temperature,
+                top_k=40,
+                top_p=0.95,
+                repeat_penalty=repeat_penalty,
+                reset=True,
             ):
                 if cancelled.is_set() or token in self._stop_ids:
                     break

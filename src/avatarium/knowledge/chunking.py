@@ -2,8 +2,8 @@
 
 The text is read as paragraphs (blank-line separated; a Markdown heading is a paragraph of
 its own) made of sentences. Sentences are packed into chunks of at most ``MAX_CHARS``; a
-heading starts a new chunk once the current one is a quarter full (200 characters), so a section's
-facts stay with its title; a sentence longer than a chunk is cut at spaces. Each chunk
+heading starts a new chunk once the current one is a quarter full (200 characters), so a
+section's facts stay with its title; a sentence longer than a chunk is cut at spaces. Each chunk
 that continues a run repeats the end of the one before (``OVERLAP_CHARS``), so a fact that
 straddles a cut is still whole somewhere.
 """

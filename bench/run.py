@@ -15,6 +15,9 @@
 8. Spoken turns over the WebSocket in continuous mode: last speech to first audio, end of
    turn to first audio, the recogniser's real-time factor, the worker's memory and CPU
    (bench/voice.py).
+9. Knowledge: retrieval recall@5 and MRR (full text, vectors, hybrid) on an evaluation of
+   invented manuals, ingestion of 50-page PDFs, retrieval's cost on a send at 10,000
+   chunks, and how often the embedded avatar states a fact it was given (bench/knowledge.py).
 """
 
 from __future__ import annotations
@@ -190,7 +193,17 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("model", "speech", "server", "cloud", "history", "limits", "streaming", "voice"),
+        choices=(
+            "model",
+            "speech",
+            "server",
+            "cloud",
+            "history",
+            "limits",
+            "streaming",
+            "voice",
+            "knowledge",
+        ),
         default=None,
     )
     args = parser.parse_args()
@@ -223,6 +236,11 @@ def main() -> None:
         from voice import bench_voice  # bench/voice.py: spoken turns over the WebSocket
 
         bench_voice()
+        print()
+    if args.only in (None, "knowledge"):
+        from knowledge import bench_knowledge  # bench/knowledge.py: retrieval, ingestion
+
+        bench_knowledge()
         print()
     if args.only in (None, "limits"):
         from limits import main as bench_limits  # bench/limits.py: Redis, workers, wrk

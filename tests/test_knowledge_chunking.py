@@ -29,7 +29,7 @@ def test_a_cut_inside_a_section_repeats_the_end_of_the_previous_chunk() -> None:
         assert overlap in before[-OVERLAP_CHARS:], (before[-OVERLAP_CHARS:], after[:80])
 
 
-def test_a_heading_starts_a_new_chunk_once_the_current_one_is_a_quarter_full() -> None:
+def test_a_heading_starts_a_new_chunk_once_the_current_one_is_half_full() -> None:
     body = SENTENCE * 7  # about 480 characters
     chunks = chunk_text(f"## Shipping\n\n{body}\n\n## Warranty\n\nTwo years on every kettle.")
     assert len(chunks) == 2

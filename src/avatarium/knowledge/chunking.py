@@ -2,7 +2,7 @@
 
 The text is read as paragraphs (blank-line separated; a Markdown heading is a paragraph of
 its own) made of sentences. Sentences are packed into chunks of at most ``MAX_CHARS``; a
-heading starts a new chunk once the current one is a quarter full (200 characters), so a
+heading starts a new chunk once the current one is half full (400 characters), so a
 section's facts stay with its title; a sentence longer than a chunk is cut at spaces. Each chunk
 that continues a run repeats the end of the one before (``OVERLAP_CHARS``), so a fact that
 straddles a cut is still whole somewhere.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 MAX_CHARS = 800
 OVERLAP_CHARS = 120
-SECTION_BREAK_CHARS = MAX_CHARS // 4
+SECTION_BREAK_CHARS = MAX_CHARS // 2
 _PARAGRAPHS = re.compile(r"\n\s*\n|\n(?=#{1,6}\s)")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
 

@@ -34,7 +34,7 @@ class LocalProvider:
 
     name = "local"
     # A 135M-parameter model follows facts placed next to the question far better than
-    # facts in the system prompt (bench/knowledge.py: 9 of 25 answers against 13 of 25).
+    # facts in the system prompt (docs/knowledge.md, Figures).
     knowledge_in_user_turn = True
     # ... and one passage better than three: given more, it copies from the wrong one.
     knowledge_passages = 1
@@ -94,8 +94,8 @@ class LocalProvider:
                     count,
                     # Copying the facts it was given is the point of a grounded reply; the
                     # penalty on repeating recent tokens makes the model paraphrase them
-                    # into errors ("£314" for "314 euros"): 18 of 25 facts stated with it,
-                    # 21 without (bench/knowledge.py, docs/knowledge.md).
+                    # into errors ("£314" for "314 euros"): 16 of 25 facts stated with it,
+                    # 19 without (bench/knowledge.py, docs/knowledge.md).
                     repeat_penalty=1.0 if request.grounded else REPEAT_PENALTY,
                 )
                 put(Usage(ai_tokens=sum(counts)))

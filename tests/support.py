@@ -204,3 +204,14 @@ def personality(api: Api, conversation: dict[str, Any]) -> str:
     avatar = api.state.avatars.get(conversation["avatar_id"])
     assert avatar is not None
     return avatar.personality
+
+
+async def scripted_live_key(
+    api: Api, text: str, kind: type[ScriptedLLM] = ScriptedLLM
+) -> tuple[str, ScriptedLLM]:
+    """A scripted model that writes ``text``, registered with the app, and a live key of a
+    new enterprise account (so limits never get in the way)."""
+    llm = kind(f"scripted-{secrets.token_hex(3)}", text=text)
+    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
+    account = await api.state.accounts.ensure(f"acct-{secrets.token_hex(6)}", "enterprise")
+    return (await api.state.keys.create(account, mode="live")).secret, llm

@@ -3,11 +3,9 @@ and replies grounded in it with their ``sources`` — facts no model could know.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
-from avatarium.providers.registry import ProviderSpec
-from tests.support import Api, ScriptedLLM, assert_error
+from tests.support import Api, ScriptedLLM, assert_error, scripted_live_key
 
 FACT = (
     "The Zorblax 9 rocket is painted tangerine and launches every Thursday at 04:40 "
@@ -16,10 +14,7 @@ FACT = (
 
 
 async def setup(api: Api) -> tuple[str, ScriptedLLM, dict[str, Any]]:
-    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}", text="It is tangerine.")
-    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
-    account = await api.state.accounts.ensure(f"acct-kn-{secrets.token_hex(4)}", "enterprise")
-    key = (await api.state.keys.create(account, mode="live")).secret
+    key, llm = await scripted_live_key(api, "It is tangerine.")
     avatar = (
         await api.client.post(
             "/v1/avatars",
@@ -136,10 +131,7 @@ class SmallModel(ScriptedLLM):
 
 
 async def test_a_small_model_gets_its_knowledge_next_to_the_question(api: Api) -> None:
-    llm = SmallModel(f"small-{secrets.token_hex(3)}", text="It is tangerine.")
-    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
-    account = await api.state.accounts.ensure(f"acct-small-{secrets.token_hex(4)}", "enterprise")
-    key = (await api.state.keys.create(account, mode="live")).secret
+    key, llm = await scripted_live_key(api, "It is tangerine.", SmallModel)
     fields = {"name": "Quill", "ai_provider": llm.name, "tts_provider": "browser"}
     avatar = (await api.client.post("/v1/avatars", json=fields, headers=api.auth(key))).json()
     base = f"/v1/avatars/{avatar['id']}/knowledge"

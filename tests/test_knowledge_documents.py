@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from avatarium.providers.registry import ProviderSpec
 from tests.documents import docx_bytes, html_bytes, markdown_bytes, pdf_bytes, text_bytes
-from tests.support import Api, ScriptedLLM, assert_error
+from tests.support import Api, assert_error, scripted_live_key
 from tests.waiting import wait_for
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -47,10 +46,7 @@ def sections(fact: str) -> list[tuple[str, list[str]]]:
 
 
 async def setup(api: Api, text_reply: str = "Here is what I know.") -> tuple[str, Any, str]:
-    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}", text=text_reply)
-    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
-    account = await api.state.accounts.ensure(f"acct-doc-{secrets.token_hex(4)}", "enterprise")
-    key = (await api.state.keys.create(account, mode="live")).secret
+    key, llm = await scripted_live_key(api, text_reply)
     avatar = await api.client.post(
         "/v1/avatars",
         json={"name": "Archivist", "ai_provider": llm.name, "tts_provider": "browser"},

@@ -4,20 +4,15 @@ escalation triggers hand the conversation over — without calling the model."""
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
 
-from avatarium.providers.registry import ProviderSpec
-from tests.support import Api, ScriptedLLM
+from tests.support import Api, ScriptedLLM, scripted_live_key
 
 HANDOFF = "A colleague from our team will take over from here."
 
 
 async def setup(api: Api) -> tuple[str, ScriptedLLM, dict[str, Any]]:
-    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}", text="Happy to help.")
-    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
-    account = await api.state.accounts.ensure(f"acct-safe-{secrets.token_hex(4)}", "enterprise")
-    key = (await api.state.keys.create(account, mode="live")).secret
+    key, llm = await scripted_live_key(api, "Happy to help.")
     avatar = (
         await api.client.post(
             "/v1/avatars",
@@ -139,10 +134,7 @@ async def test_every_safety_action_is_recorded(api: Api) -> None:
 
 async def answering(api: Api, reply: str) -> tuple[str, ScriptedLLM, dict[str, Any]]:
     """An avatar whose model always replies ``reply``, handed over on failed answers."""
-    llm = ScriptedLLM(f"scripted-{secrets.token_hex(3)}", text=reply)
-    api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
-    account = await api.state.accounts.ensure(f"acct-fail-{secrets.token_hex(4)}", "enterprise")
-    key = (await api.state.keys.create(account, mode="live")).secret
+    key, llm = await scripted_live_key(api, reply)
     avatar = (
         await api.client.post(
             "/v1/avatars",

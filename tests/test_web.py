@@ -611,3 +611,31 @@ def test_the_page_lists_the_accounts_own_avatars(chromium: Any, served: tuple[st
     replies = page.query_selector_all("#transcript li.assistant .text")
     assert len(replies) == 2 and replies[1].text_content()
     assert problems == [], problems
+
+
+def test_the_embed_draws_a_custom_avatar_once_connected(
+    chromium: Any, served: tuple[str, str]
+) -> None:
+    import httpx
+
+    base, key = served
+    auth = {"Authorization": f"Bearer {key}"}
+    fields = {"name": "Nova", "appearance": {"preset": "luna-003"}}
+    avatar_id = httpx.post(f"{base}/v1/avatars", json=fields, headers=auth).json()["id"]
+    conversation = httpx.post(
+        f"{base}/v1/conversations", json={"avatar_id": avatar_id}, headers=auth
+    ).json()["id"]
+    token = httpx.post(
+        f"{base}/v1/conversations/{conversation}/client_tokens", json={}, headers=auth
+    ).json()["token"]
+    # Without a token the custom avatar is nobody's business; the page waits for one.
+    assert httpx.get(f"{base}/v1/avatars/{avatar_id}").status_code == 404
+    assert httpx.get(f"{base}/embed/{avatar_id}").status_code == 200
+    assert httpx.get(f"{base}/embed/avt_doesnotexist00000000000").status_code == 404
+    page = chromium.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{base}/embed/{avatar_id}#conversation={conversation}&token={token}")
+    page.wait_for_selector("#avatar-view svg #mouth", state="attached", timeout=15_000)
+    assert problems == [], problems
+    page.close()

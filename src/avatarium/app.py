@@ -148,7 +148,8 @@ async def web_page(_request: Request) -> Response:
 async def embed_page(request: Request) -> Response:
     """The avatar alone, for an iframe: the voice-mode postMessage protocol (docs/voice.md)."""
     state = request.app.state.avatarium
-    if state.avatars.get(request.path_params["avatar_id"]) is None:
+    avatar_id = request.path_params["avatar_id"]
+    if state.avatars.get(avatar_id) is None and not await state.avatar_service.exists(avatar_id):
         return Response("No such avatar.", status_code=404, media_type="text/plain")
     return FileResponse(WEB_DIR / "embed.html", headers={"Cache-Control": "no-cache"})
 

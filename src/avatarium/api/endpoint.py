@@ -123,6 +123,15 @@ def check_permission(principal: Principal, write: bool, conversation_id: str | N
 Handler = Callable[[Call], Awaitable[Response]]
 
 
+async def _avatar_scope(state: AppState, principal: Principal, request: Request) -> str | None:
+    """The client token's conversation when the path's avatar is that conversation's."""
+    assert principal.conversation_id is not None
+    conversation = await state.conversations.require(principal, principal.conversation_id)
+    if conversation.avatar_id == request.path_params.get("avatar_id"):
+        return principal.conversation_id
+    return None
+
+
 async def _disconnected(request: Request) -> None:
     """Returns when the client goes away (the body has been read by then)."""
     while True:
@@ -164,11 +173,14 @@ def endpoint(
     write: bool = False,
     cancel_on_disconnect: bool = False,
     client_token: bool = False,
+    avatar_client_token: bool = False,
     upload_limit: int | None = None,
 ) -> Callable[[Handler], Any]:
     """Wrap a handler in the pipeline. ``write`` endpoints refuse read-only keys;
     ``cancel_on_disconnect`` stops long work when the client leaves; ``client_token``
-    endpoints accept a client token for the conversation in their path; ``upload_limit``
+    endpoints accept a client token for the conversation in their path;
+    ``avatar_client_token`` endpoints accept one for the avatar in their path when it is
+    its conversation's avatar (an embedded page draws its face); ``upload_limit``
     endpoints also take a multipart body with a file of up to that many bytes."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -187,6 +199,8 @@ def endpoint(
                 principal = await authenticate(request, state, auth)
                 if principal is not None:
                     scoped = request.path_params.get("conversation_id") if client_token else None
+                    if avatar_client_token and principal.conversation_id is not None:
+                        scoped = await _avatar_scope(state, principal, request)
                     check_permission(principal, write, scoped)
                     admission = await state.gate.admit(principal)
                     headers.update(admission.headers)

@@ -36,7 +36,7 @@ async def create_avatar(call: Call) -> Response:
     )
 
 
-@endpoint(auth="optional")
+@endpoint(auth="optional", avatar_client_token=True)
 async def get_avatar(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     return JSONResponse(
@@ -59,7 +59,7 @@ async def delete_avatar(call: Call) -> Response:
     return JSONResponse(await call.state.avatar_service.delete(call.caller, avatar_id))
 
 
-@endpoint(auth="optional")
+@endpoint(auth="optional", avatar_client_token=True)
 async def get_model(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     base = base_url(call.request)

@@ -154,6 +154,13 @@ class AvatarService:
         if values.get("stt_provider"):
             select_stt(self.providers, values["stt_provider"], principal.mode)
 
+    async def exists(self, avatar_id: str) -> bool:
+        """Whether a custom avatar with this id exists, whoever owns it (the embeddable
+        page is served for it; its face needs a client token of its conversation)."""
+        if not avatar_id.startswith(PREFIX):
+            return False
+        return await self.db.read(lambda session: session.get(CustomAvatar, avatar_id)) is not None
+
     async def create(self, principal: Principal, spec: AvatarSpec, base_url: str) -> dict[str, Any]:
         self._check_providers(principal, spec)
         now = self.clock.now()

@@ -72,6 +72,7 @@ function turnHandlers(text) {
 }
 
 async function connect(conversationId, token) {
+  if (!faceDrawn) await drawFace(token);
   voice?.close();
   const socket = await new ConversationSocket(conversationId, token).open();
   voice = new VoiceSession(socket, player, {
@@ -122,12 +123,31 @@ window.addEventListener("message", async (event) => {
   report();
 });
 
+// A preset's face is public; a custom avatar's is read with the client token of a
+// conversation with it, so it is drawn once the parent has connected.
+const custom = avatarId.startsWith("avt_");
+let faceDrawn = false;
+
+async function drawFace(credential) {
+  const avatar = await request(`/v1/avatars/${encodeURIComponent(avatarId)}`, { credential });
+  const url = new URL(avatar.model_url, location.href);
+  if (url.origin === location.origin) {
+    const svg = await fetch(url.pathname);
+    view.innerHTML = await svg.text();
+    view.querySelector("svg")?.setAttribute("aria-hidden", "true");
+    mouth = view.querySelector("#mouth");
+  } else {
+    const image = document.createElement("img");
+    image.alt = "";
+    image.src = url.href;
+    view.replaceChildren(image);
+    mouth = null;
+  }
+  faceDrawn = true;
+}
+
 async function boot() {
-  const avatar = await request(`/v1/avatars/${encodeURIComponent(avatarId)}`);
-  const svg = await fetch(new URL(avatar.model_url).pathname);
-  view.innerHTML = await svg.text();
-  view.querySelector("svg")?.setAttribute("aria-hidden", "true");
-  mouth = view.querySelector("#mouth");
+  if (!custom) await drawFace(null);
   status.textContent = "Ready.";
   post({
     type: "ready",

@@ -25,7 +25,9 @@ export class VoiceSession {
   }
 
   // What the user sees: the server's state, but SPEAKING while audio still plays here
-  // (unless the user is being heard), and LISTENING only while the microphone is open.
+  // (unless the user is being heard), THINKING while the server speaks and the first audio
+  // is still on its way (not a flash of "Ready." between the two), and LISTENING only while
+  // the microphone is open.
   get state() {
     const server = this.serverState;
     if (this.player.speaking && server !== "RECORDING" && server !== "PROCESSING") {
@@ -34,6 +36,7 @@ export class VoiceSession {
     if (server === "RECORDING" || server === "PROCESSING" || server === "THINKING") {
       return server;
     }
+    if (server === "SPEAKING") return "THINKING";
     return this.microphone.isOpen ? "LISTENING" : "IDLE";
   }
 

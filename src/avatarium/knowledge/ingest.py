@@ -63,17 +63,23 @@ class Indexer:
         return self.providers.embedding(name) or self.providers.embedding(EMBEDDED_EMBEDDING)
 
     async def index(self, text: str, mode: str, label: str = "") -> Indexed:
-        chunks = chunk_text(text)
+        """``text`` chunked and embedded."""
+        return await self.embed_chunks(chunk_text(text), len(text), mode, label)
+
+    async def embed_chunks(
+        self, chunks: list[str], characters: int, mode: str, label: str = ""
+    ) -> Indexed:
+        """Chunks already cut (of a text of ``characters``), embedded."""
         embedder = self.embedder(mode)
         if embedder is None or not chunks:
-            return Indexed(chunks, len(text), None, None)
+            return Indexed(chunks, characters, None, None)
         parts: list[Vectors] = []
         for start in range(0, len(chunks), PROGRESS_BATCH):
             parts.append(await embedder.embed(chunks[start : start + PROGRESS_BATCH], query=False))
             if label and len(chunks) > PROGRESS_BATCH:
                 done = min(len(chunks), start + PROGRESS_BATCH)
                 log.info("%s: embedded %d of %d chunks", label, done, len(chunks))
-        return Indexed(chunks, len(text), np.concatenate(parts), embedder.space)
+        return Indexed(chunks, characters, np.concatenate(parts), embedder.space)
 
 
 def bump_revision(session: Session, avatar_id: str) -> None:

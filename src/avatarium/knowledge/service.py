@@ -129,15 +129,15 @@ class KnowledgeService:
         """Add a text or Q&A item. A small one is indexed now (``ready``); a long text goes
         to the background like a document (``processing``)."""
         await self._own_avatar(principal, avatar_id, write=True)
-        if len(chunk_text(text)) > INLINE_CHUNKS:
-            return await self._queue(
-                avatar_id, kind, title, metadata, DocumentFormat.TEXT, text.encode()
-            )
-        try:
-            indexed = await self.indexer.index(text, principal.mode)
-        except ProviderError as exc:
-            # The embedding provider is away: the job retries later (``processing``).
-            log.warning("embedding failed (%s); knowledge goes to the background", exc)
+        chunks = chunk_text(text)
+        indexed = None
+        if len(chunks) <= INLINE_CHUNKS:
+            try:
+                indexed = await self.indexer.embed_chunks(chunks, len(text), principal.mode)
+            except ProviderError as exc:
+                # The embedding provider is away: the job retries later (``processing``).
+                log.warning("embedding failed (%s); knowledge goes to the background", exc)
+        if indexed is None:
             return await self._queue(
                 avatar_id, kind, title, metadata, DocumentFormat.TEXT, text.encode()
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -37,9 +38,9 @@ def service_missing(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database for this run (async SQLAlchemy URL)."""
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database (async SQLAlchemy URL), dropped afterwards."""
     name = f"avatarium_test_{secrets.token_hex(4)}"
     try:
         admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
@@ -50,12 +51,21 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.close()
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
-    admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for this run."""
+    async with postgres_database() as url:
+        yield url
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **extra: object) -> Settings:

@@ -17,6 +17,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from avatarium.accounts.service import AccountService
+from avatarium.analytics import router as analytics_router
+from avatarium.analytics.service import AnalyticsService
 from avatarium.api import health
 from avatarium.api.cors import cors_middleware
 from avatarium.api.errors import handle_avatarium_error, handle_http_exception
@@ -58,6 +60,11 @@ from avatarium.storage.audio import LocalAudioStore
 from avatarium.storage.db import Database
 from avatarium.usage import router as usage_router
 from avatarium.usage.ledger import UsageLedger
+from avatarium.webhooks import router as webhooks_router
+from avatarium.webhooks.delivery import DeliveryHandler, RetrySchedule
+from avatarium.webhooks.events import DELIVER_JOB, EventLog
+from avatarium.webhooks.sender import WebhookSender
+from avatarium.webhooks.service import WebhookService
 
 log = logging.getLogger("avatarium")
 WEB_DIR = Path(__file__).parent / "web"
@@ -89,7 +96,9 @@ def build_state(
     audio = LocalAudioStore(settings.data_dir / "audio")
     avatars = AvatarCatalog(settings.avatars_file)
     providers = providers or ProviderRegistry(settings)
-    avatar_service = AvatarService(db, clock, avatars, providers)
+    events = EventLog()
+    sealer = Sealer(secret)
+    avatar_service = AvatarService(db, clock, avatars, providers, events)
     indexer = Indexer(providers, settings)
     knowledge = KnowledgeService(
         db, clock, avatar_service, indexer, max_attempts=settings.job_max_attempts
@@ -100,6 +109,28 @@ def build_state(
         poll_s=settings.job_poll_s,
     )
     knowledge.on_enqueued = jobs.wake
+    # Webhook deliveries run on their own runner: a slow receiver must not hold up documents,
+    # and many deliveries wait on the network at once.
+    deliveries = JobRunner(
+        JobQueue(db, clock, lease_s=settings.job_lease_s),
+        {
+            DELIVER_JOB: DeliveryHandler(
+                db, clock, sealer,
+                WebhookSender(
+                    timeout_s=settings.webhook_timeout_s,
+                    allow_private=settings.webhook_allow_private,
+                ),
+                RetrySchedule(
+                    settings.webhook_retry_base_s, settings.webhook_retry_max_s,
+                    settings.webhook_retry_window_s,
+                ),
+            )
+        },
+        poll_s=settings.job_poll_s,
+        concurrency=settings.webhook_concurrency,
+        name="webhooks",
+    )  # fmt: skip
+    events.on_recorded = deliveries.wake
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
     idempotency = IdempotencyStore(
         db, clock, settings.idempotency_ttl_s, settings.idempotency_lease_s
@@ -113,8 +144,9 @@ def build_state(
         providers,
         speech,
         idempotency,
-        Sealer(secret),
+        sealer,
         ProviderHealth(settings.fallback_cooldown_s),
+        events,
     )
     keys = KeyService(db, signer, clock)
     usage = UsageLedger(db, clock)
@@ -137,6 +169,12 @@ def build_state(
         listening=ListeningService(providers, settings, usage, conversations.health),
         knowledge=knowledge,
         jobs=jobs,
+        webhooks=WebhookService(
+            db, clock, sealer, events, allow_private=settings.webhook_allow_private
+        ),
+        deliveries=deliveries,
+        events=events,
+        analytics=AnalyticsService(db, clock, avatar_service),
     )
 
 
@@ -152,6 +190,17 @@ async def embed_page(request: Request) -> Response:
     if state.avatars.get(avatar_id) is None and not await state.avatar_service.exists(avatar_id):
         return Response("No such avatar.", status_code=404, media_type="text/plain")
     return FileResponse(WEB_DIR / "embed.html", headers={"Cache-Control": "no-cache"})
+
+
+async def dashboard_page(_request: Request) -> Response:
+    """Analytics and webhook deliveries for a key's account and mode, drawn in the browser."""
+    return FileResponse(WEB_DIR / "dashboard.html", headers={"Cache-Control": "no-cache"})
+
+
+def delivery_sender(state: AppState) -> WebhookSender:
+    handler = state.deliveries.handlers[DELIVER_JOB]
+    assert isinstance(handler, DeliveryHandler)
+    return handler.sender
 
 
 def create_app(
@@ -180,10 +229,13 @@ def create_app(
         # Background jobs (documents) start once the tables exist; one runner per process,
         # and any number of processes and hosts may run one.
         state.jobs.start()
+        state.deliveries.start()
         try:
             yield
         finally:
+            await state.deliveries.aclose()
             await state.jobs.aclose()
+            await delivery_sender(state).aclose()
             await state.gate.aclose()
             await state.providers.aclose()
             await state.conversations.byok.aclose()
@@ -199,7 +251,10 @@ def create_app(
             *speech_router.routes,
             *usage_router.routes,
             *listening_router.routes,
+            *webhooks_router.routes,
+            *analytics_router.routes,
             Route("/", web_page, methods=["GET"]),
+            Route("/dashboard", dashboard_page, methods=["GET"]),
             Route("/embed/{avatar_id}", embed_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from avatarium.accounts.service import AccountService
+from avatarium.analytics.service import AnalyticsService
 from avatarium.avatars.catalog import AvatarCatalog
 from avatarium.avatars.service import AvatarService
 from avatarium.conversations.service import ConversationService
@@ -24,6 +25,8 @@ from avatarium.speech.service import SpeechService
 from avatarium.storage.audio import AudioStore
 from avatarium.storage.db import Database
 from avatarium.usage.ledger import UsageLedger
+from avatarium.webhooks.events import EventLog
+from avatarium.webhooks.service import WebhookService
 
 
 @dataclass
@@ -48,6 +51,10 @@ class AppState:
     listening: ListeningService
     knowledge: KnowledgeService
     jobs: JobRunner
+    webhooks: WebhookService
+    deliveries: JobRunner
+    events: EventLog
+    analytics: AnalyticsService
 
 
 def state_of(connection: HTTPConnection) -> AppState:

@@ -20,6 +20,7 @@ from avatarium.keys.service import Principal
 from avatarium.providers.registry import ProviderRegistry
 from avatarium.providers.selection import select_llm, select_stt, select_tts
 from avatarium.storage.db import Database
+from avatarium.webhooks.events import EventLog, Outbox
 
 PREFIX = "avt_"
 # The fields of a custom avatar a request may set, with their empty values.
@@ -116,12 +117,18 @@ class AvatarService:
     """Presets from the catalog, custom avatars from the database."""
 
     def __init__(
-        self, db: Database, clock: Clock, catalog: AvatarCatalog, providers: ProviderRegistry
+        self,
+        db: Database,
+        clock: Clock,
+        catalog: AvatarCatalog,
+        providers: ProviderRegistry,
+        events: EventLog,
     ) -> None:
         self.db = db
         self.clock = clock
         self.catalog = catalog
         self.providers = providers
+        self.events = events
 
     # The lookup everything else uses.
 
@@ -153,6 +160,23 @@ class AvatarService:
             select_tts(self.providers, values["tts_provider"], principal.mode)
         if values.get("stt_provider"):
             select_stt(self.providers, values["stt_provider"], principal.mode)
+
+    async def names(self, principal: Principal, avatar_ids: list[str]) -> dict[str, str]:
+        """The names of these avatars (presets, and the caller's own; others are left out)."""
+        names = {a: p.name for a in avatar_ids if (p := self.catalog.get(a)) is not None}
+        custom = [a for a in avatar_ids if a not in names]
+        if custom:
+            rows = await self.db.read(
+                lambda session: session.execute(
+                    select(CustomAvatar.id, CustomAvatar.name).where(
+                        CustomAvatar.id.in_(custom),
+                        CustomAvatar.account_id == principal.account_id,
+                        CustomAvatar.mode == principal.mode,
+                    )
+                ).all()
+            )
+            names.update({str(avatar_id): str(name) for avatar_id, name in rows})
+        return names
 
     async def exists(self, avatar_id: str) -> bool:
         """Whether a custom avatar with this id exists, whoever owns it (the embeddable
@@ -222,7 +246,7 @@ class AvatarService:
         self._check_providers(principal, spec)
         now = self.clock.now()
 
-        def work(session: Session) -> dict[str, Any]:
+        def work(session: Session) -> tuple[dict[str, Any], Outbox]:
             row = self._owned(session, principal, avatar_id)
             if row is None:
                 raise not_found(avatar_id)
@@ -231,9 +255,14 @@ class AvatarService:
                     value = DEFAULTS.get(name)
                 setattr(row, "metadata_" if name == "metadata" else name, value)
             row.updated_at = now
-            return custom_json(row, base_url)
+            body = custom_json(row, base_url)
+            box = self.events.outbox(session.connection(), row.account_id, row.mode, now)
+            box.add("avatar.updated", {"avatar": body, "changed": sorted(spec.values)})
+            return body, box
 
-        return await self.db.write(work)
+        body, box = await self.db.write(work)
+        self.events.committed(box)
+        return body
 
     async def delete(self, principal: Principal, avatar_id: str) -> dict[str, Any]:
         """Delete the avatar and end its conversations (they stay readable)."""
@@ -241,11 +270,13 @@ class AvatarService:
             raise read_only(avatar_id)
         now: datetime = self.clock.now()
 
-        def work(session: Session) -> None:
+        deleted = {"id": avatar_id, "object": "avatar", "deleted": True}
+
+        def work(session: Session) -> Outbox:
             row = self._owned(session, principal, avatar_id)
             if row is None:
                 raise not_found(avatar_id)
-            session.execute(
+            ended = session.execute(
                 update(Conversation)
                 .where(
                     Conversation.account_id == principal.account_id,
@@ -254,9 +285,21 @@ class AvatarService:
                     Conversation.status != "ended",
                 )
                 .values(status="ended", ended_at=now, updated_at=now)
+                .returning(Conversation.id)
                 .execution_options(synchronize_session=False)
-            )
+            ).scalars()
+            box = self.events.outbox(session.connection(), row.account_id, row.mode, now)
+            for conversation_id in list(ended):
+                box.add(
+                    "conversation.ended",
+                    {"conversation": {"id": conversation_id, "object": "conversation",
+                                      "avatar_id": avatar_id, "status": "ended",
+                                      "ended_at": rfc3339(now)},
+                     "reason": "avatar_deleted"},
+                )  # fmt: skip
+            box.add("avatar.deleted", {"avatar": deleted})
             session.delete(row)
+            return box
 
-        await self.db.write(work)
-        return {"id": avatar_id, "object": "avatar", "deleted": True}
+        self.events.committed(await self.db.write(work))
+        return deleted

@@ -47,6 +47,9 @@ class Conversation(Base):
     escalation_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # Replies in a row that found no relevant knowledge and declined (failed_answers).
     failed_answers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When its first and latest messages were stored (analytics: a conversation's duration).
+    first_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -77,6 +80,8 @@ class Message(Base):
     sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # A safety action this reply records: {action: "topic_blocked" | "escalated", ...}.
     safety: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # A reply's time from receiving the send to storing it (analytics' latency).
+    latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

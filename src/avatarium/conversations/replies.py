@@ -14,11 +14,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, bindparam, case, insert, select, update
+from sqlalchemy import Boolean, bindparam, case, false, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from avatarium.analytics.rollup import add_activity, add_latency
 from avatarium.avatars.catalog import Avatar
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
@@ -60,11 +62,19 @@ from avatarium.safety.canned import NAME as CANNED
 from avatarium.safety.canned import CannedReply
 from avatarium.safety.declines import declines
 from avatarium.safety.models import SafetyEvent
-from avatarium.safety.rules import Verdict, check, escalate, topic_verdict, wants
+from avatarium.safety.rules import (
+    Verdict,
+    check,
+    escalate,
+    filter_reply,
+    topic_verdict,
+    wants,
+)
 from avatarium.speech.chunker import SentenceChunker
 from avatarium.speech.models import AudioClip
 from avatarium.storage.base import UTCDateTime, column_values, table_of
 from avatarium.usage.ledger import Reservation, UsageLedger
+from avatarium.webhooks.events import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +91,10 @@ _CLAIM_SEQUENCE = (
             (bindparam("failed", type_=Boolean()), Conversation.failed_answers + 1), else_=0
         ),
         updated_at=bindparam("updated", type_=UTCDateTime()),
+        first_message_at=func.coalesce(
+            Conversation.first_message_at, bindparam("first", type_=UTCDateTime())
+        ),
+        last_message_at=bindparam("updated", type_=UTCDateTime()),
     )
     .returning(Conversation.message_count)
     .execution_options(synchronize_session=False)
@@ -91,9 +105,10 @@ _INSERT_MESSAGE = insert(table_of(Message))
 _INSERT_SAFETY_EVENT = insert(table_of(SafetyEvent))
 # Replies in a row that found no relevant knowledge and declined, before a hand-off.
 FAILED_ANSWERS = 3
+# Only the first hand-off escalates: its reason stays, and conversation.escalated fires once.
 _ESCALATE = (
     update(Conversation)
-    .where(Conversation.id == bindparam("conversation_id"))
+    .where(Conversation.id == bindparam("conversation_id"), Conversation.escalated == false())
     .values(escalated=True, escalation_reason=bindparam("reason"))
     .execution_options(synchronize_session=False)
 )
@@ -207,6 +222,7 @@ class PreparedSend:
     knowledge: list[Hit] = field(default_factory=list)  # relevant chunks, best first
     sources: list[dict[str, Any]] = field(default_factory=list)  # the knowledge it used
     verdict: Verdict | None = None  # the safety rules answered instead of the model
+    avoid: list[str] = field(default_factory=list)  # the avatar's topics to avoid
     interrupt_requested: bool = False
     _wake: Callable[[], None] | None = None
 
@@ -286,6 +302,7 @@ class ReplyService:
                 system_prompt=system_prompt,
                 knowledge=used,
                 verdict=verdict,
+                avoid=list(avatar.topics_to_avoid) if avatar is not None else [],
             )
             send.prompt = prompt_for(llm[0].provider, send)
         except BaseException:
@@ -399,18 +416,25 @@ class ReplyService:
                 succeeded = True
                 yield Interrupted(stored)
                 return
+            if send.chunked and self._was_filtered(send) and self._speaks(send):
+                # The streamed sentences of a filtered reply are taken back; the redirect
+                # is spoken instead (the done message's content replaces what was shown).
+                await voice.keep(0)
+                chunk = await voice.speak(spent.text)
+                spent.spoken.append(chunk)
+                yield chunk
             speech, clip = await voice.whole()
             stored = await self._store(send, spent, speech, clip, voice.clips())
             succeeded = True
             yield Done(stored)
         except AvatariumError as error:
             # Clean up before telling the client, so an immediate retry finds a clean slate.
-            await self._discard(send, voice, spent)
+            await self._discard(send, voice, spent, error)
             discarded = True
             yield ErrorEvent(error)
         finally:
             if not succeeded and not discarded:  # cancelled, or a bug
-                await self._discard(send, voice, spent)
+                await self._discard(send, voice, spent, None)
 
     async def _store_interrupted(
         self, send: PreparedSend, voice: ReplyVoice, spent: _Spent
@@ -440,7 +464,7 @@ class ReplyService:
                 yield event
             else:
                 spent.ai_tokens = event.ai_tokens
-        spent.text = self._complete_text(send, spent.written())
+        spent.text = self._filtered(send, self._complete_text(send, spent.written()))
         yield Usage(ai_tokens=spent.ai_tokens)
         if self._speaks(send):
             yield await voice.speak(spent.text)
@@ -466,13 +490,14 @@ class ReplyService:
                                 voice.add(chunk)
                     else:
                         spent.ai_tokens = event.ai_tokens
-                spent.text = self._complete_text(send, spent.written())
+                spent.text = self._filtered(send, self._complete_text(send, spent.written()))
             except AvatariumError as error:
                 out.put_nowait(error)
                 return
             if speaks:
-                for chunk in chunker.flush():
-                    voice.add(chunk)
+                if not self._was_filtered(send):  # the rest of a filtered reply is not spoken
+                    for chunk in chunker.flush():
+                        voice.add(chunk)
                 voice.close()
             out.put_nowait(Usage(ai_tokens=spent.ai_tokens))
             out.put_nowait(None)
@@ -507,6 +532,22 @@ class ReplyService:
             send._wake = None
 
     @staticmethod
+    def _filtered(send: PreparedSend, text: str) -> str:
+        """The output filter: a model's reply that brings up a topic to avoid becomes the
+        polite redirect (``safety.action: filter_triggered``)."""
+        if send.verdict is not None or not send.avoid:
+            return text
+        verdict = filter_reply(text, send.avoid)
+        if verdict is None:
+            return text
+        send.verdict = verdict
+        return verdict.reply
+
+    @staticmethod
+    def _was_filtered(send: PreparedSend) -> bool:
+        return send.verdict is not None and send.verdict.safety["action"] == "filter_triggered"
+
+    @staticmethod
     def _complete_text(send: PreparedSend, parts: list[str]) -> str:
         text = "".join(parts).strip()
         if not text:
@@ -518,11 +559,40 @@ class ReplyService:
             raise as_api_error(empty, AIProviderError)
         return text
 
-    async def _discard(self, send: PreparedSend, voice: ReplyVoice, spent: _Spent) -> None:
-        """Remove every trace of a failed or cancelled reply (but count what it cost)."""
+    async def _discard(
+        self,
+        send: PreparedSend,
+        voice: ReplyVoice,
+        spent: _Spent,
+        error: AvatariumError | None,
+    ) -> None:
+        """Remove every trace of a failed or cancelled reply (but count what it cost, and
+        record ``message.failed`` with it)."""
         await voice.discard()
         ai_tokens, estimated = spent.model_cost()
-        await send.reservation.release(ai_tokens, voice.characters, estimated=estimated)
+        boxes: list[Outbox] = []
+
+        def record(connection: Connection) -> None:
+            conversation = send.conversation
+            box = self._c.events.outbox(
+                connection, send.principal.account_id, send.principal.mode, self._c.clock.now()
+            )
+            failure = (
+                {"code": error.code, "message": str(error)}
+                if error is not None
+                else {"code": "cancelled", "message": "The reply was cancelled."}
+            )
+            box.add(
+                "message.failed",
+                {"conversation_id": conversation.id, "avatar_id": conversation.avatar_id,
+                 "content": send.content, "error": failure},
+            )  # fmt: skip
+            boxes.append(box)
+
+        await send.reservation.release(
+            ai_tokens, voice.characters, estimated=estimated, also=record
+        )
+        self._c.events.committed(*boxes)
         if send.attempt is not None:
             await self._c.idempotency.abandon(send.attempt)
 
@@ -662,9 +732,11 @@ class ReplyService:
             interrupted=interrupted,
             sources=send.sources,
             safety=send.verdict.safety if send.verdict else None,
+            latency_ms=round((now - (send.started_at or now)).total_seconds() * 1000),
             created_at=now,
         )
         body = message_json(reply, clip, c.speech, send.base_url)
+        user_body = message_json(user, None, c.speech, send.base_url)
         stored_body = wire_json(body)
         # A failed answer: no relevant knowledge, and the reply declines (failed_answers).
         failed = send.verdict is None and not send.sources and declines(text)
@@ -681,6 +753,7 @@ class ReplyService:
                     "added_stt_ms": send.heard.duration_ms if send.heard else 0,
                     "failed": failed,
                     "updated": now,
+                    "first": user.created_at,
                 },
             ).first()
             if claimed is None:
@@ -702,14 +775,65 @@ class ReplyService:
                      "action": send.verdict.safety["action"], "detail": send.verdict.safety,
                      "created_at": now},
                 )  # fmt: skip
+            escalated = False
             if send.verdict is not None and send.verdict.escalation is not None:
-                connection.execute(
+                marked = connection.execute(
                     _ESCALATE,
                     {"conversation_id": send.conversation.id, "reason": send.verdict.escalation},
                 )
+                escalated = marked.rowcount == 1
             send.reservation.commit_in(connection, ai_tokens, tts_chars)
             if send.attempt is not None:
                 c.idempotency.complete(connection, send.attempt, 200, stored_body)
+            boxes.append(
+                self._record(connection, send, user, reply, user_body, body, escalated, now)
+            )
 
+        boxes: list[Outbox] = []
         await c.db.write_core(work)
+        c.events.committed(*boxes)
         return body
+
+    def _record(
+        self,
+        connection: Connection,
+        send: PreparedSend,
+        user: Message,
+        reply: Message,
+        user_body: dict[str, Any],
+        body: dict[str, Any],
+        escalated: bool,
+        now: datetime,
+    ) -> Outbox:
+        """The send's roll-ups and events, in the transaction that stores it."""
+        principal, conversation = send.principal, send.conversation
+        account_id, mode, avatar_id = principal.account_id, principal.mode, conversation.avatar_id
+        # Each message counts on the day it was stored (a send can straddle midnight).
+        for message in (user, reply):
+            add_activity(
+                connection, account_id, mode, message.created_at, avatar_id, messages=1,
+                ai_tokens=message.ai_tokens, tts_characters=message.tts_characters,
+                stt_ms=message.stt_ms, escalations=int(escalated and message is reply),
+            )  # fmt: skip
+        add_latency(connection, account_id, mode, now, reply.latency_ms or 0)
+        box = self._c.events.outbox(connection, account_id, mode, now)
+        for message_body in (user_body, body):
+            box.add(
+                "message.created",
+                {"conversation_id": conversation.id, "avatar_id": avatar_id,
+                 "message": message_body},
+            )  # fmt: skip
+        verdict = send.verdict
+        if verdict is not None:
+            about = {"conversation_id": conversation.id, "avatar_id": avatar_id,
+                     "message_id": reply.id, **verdict.safety}  # fmt: skip
+            action = verdict.safety["action"]
+            name = "safety.escalation" if action == "escalated" else f"safety.{action}"
+            box.add(name, about)
+            if escalated:
+                box.add(
+                    "conversation.escalated",
+                    {"conversation_id": conversation.id, "avatar_id": avatar_id,
+                     "reason": verdict.escalation, "message_id": reply.id},
+                )  # fmt: skip
+        return box

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
+from avatarium.analytics.router import export_response
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.errors import error_response
 from avatarium.api.frames import reply_frames
@@ -57,7 +58,9 @@ async def create_conversation(call: Call) -> Response:
     if isinstance(claimed, Replay):
         return _replay(claimed)
     try:
-        result = await call.state.conversations.create(call.caller, body, claimed)
+        result = await call.state.conversations.create(
+            call.caller, body, claimed, base_url(call.request)
+        )
     except BaseException:
         if claimed is not None:
             await call.state.conversations.idempotency.abandon(claimed)
@@ -70,6 +73,8 @@ async def create_conversation(call: Call) -> Response:
 
 @endpoint()
 async def list_conversations(call: Call) -> Response:
+    if "format" in call.request.query_params:  # Avatarium's export form (SPEC section 11)
+        return await export_response(call)
     return JSONResponse(
         await call.state.conversations.list_conversations(call.caller, call.request.query_params)
     )

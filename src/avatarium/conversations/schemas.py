@@ -83,6 +83,21 @@ def conversation_json(
     return body
 
 
+def message_event(
+    conversation: Conversation,
+    message: Message,
+    clip: AudioClip | None,
+    speech: SpeechService,
+    base_url: str,
+) -> dict[str, Any]:
+    """The ``data`` of a ``message.created`` event."""
+    return {
+        "conversation_id": conversation.id,
+        "avatar_id": conversation.avatar_id,
+        "message": message_json(message, clip, speech, base_url),
+    }
+
+
 def message_json(
     message: Message, clip: AudioClip | None, speech: SpeechService, base_url: str
 ) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, bindparam, delete, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from avatarium.analytics.rollup import add_activity
 from avatarium.api.validation import (
     check_language,
     query_choice,
@@ -24,7 +25,12 @@ from avatarium.avatars.service import AvatarService
 from avatarium.conversations.idempotency import Attempt, IdempotencyStore
 from avatarium.conversations.models import Conversation, Message
 from avatarium.conversations.prompt import Turn
-from avatarium.conversations.schemas import CREATE_FIELDS, conversation_json, message_json
+from avatarium.conversations.schemas import (
+    CREATE_FIELDS,
+    conversation_json,
+    message_event,
+    message_json,
+)
 from avatarium.core.clock import Clock
 from avatarium.core.errors import (
     AvatarNotFoundError,
@@ -49,8 +55,10 @@ from avatarium.speech.service import SpeechService
 from avatarium.storage.base import from_row, table_of
 from avatarium.storage.db import Database
 from avatarium.usage.ledger import UsageLedger, period_of
+from avatarium.webhooks.events import EventLog, Outbox
 
 STATUSES = ("active", "idle", "ended")
+
 log = logging.getLogger(__name__)
 
 
@@ -84,6 +92,7 @@ class ConversationService:
         idempotency: IdempotencyStore,
         sealer: Sealer,
         health: ProviderHealth,
+        events: EventLog,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -95,13 +104,18 @@ class ConversationService:
         self.idempotency = idempotency
         self.sealer = sealer
         self.health = health
+        self.events = events
         self.byok = ByokProviders(providers, settings)
 
     def render(self, conversation: Conversation) -> dict[str, Any]:
         return conversation_json(conversation, self.clock.now(), self.settings.idle_after_s)
 
     async def create(
-        self, principal: Principal, body: Mapping[str, Any], attempt: Attempt | None
+        self,
+        principal: Principal,
+        body: Mapping[str, Any],
+        attempt: Attempt | None,
+        base_url: str,
     ) -> dict[str, Any]:
         fields = validate(body, CREATE_FIELDS)
         metadata = validate_metadata(fields["metadata"]) if "metadata" in fields else {}
@@ -180,9 +194,10 @@ class ConversationService:
             greeting = await self._greeting(conversation, avatar, tts, tts_name, avatar.greeting)
             conversation.message_count = 1
             conversation.tts_characters = greeting.message.tts_characters
+            conversation.first_message_at = conversation.last_message_at = now
         body_out = self.render(conversation)
 
-        def work(session: Session) -> None:
+        def work(session: Session) -> Outbox:
             session.add(conversation)
             if greeting is not None:
                 session.flush()  # the clip and message rows refer to the conversation
@@ -197,13 +212,27 @@ class ConversationService:
                     )  # fmt: skip
             if attempt is not None:
                 self.idempotency.complete(session, attempt, 200, wire_json(body_out))
+            connection = session.connection()
+            spoken = greeting.message.tts_characters if greeting is not None else 0
+            add_activity(
+                connection, principal.account_id, principal.mode, now, avatar.id,
+                conversations=1, messages=int(greeting is not None), tts_characters=spoken,
+            )  # fmt: skip
+            box = self.events.outbox(connection, principal.account_id, principal.mode, now)
+            box.add("conversation.started", {"conversation": body_out})
+            if greeting is not None:
+                first = greeting.message
+                data = message_event(conversation, first, greeting.clip, self.speech, base_url)
+                box.add("message.created", data)
+            return box
 
         try:
-            await self.db.write(work)
+            box = await self.db.write(work)
         except BaseException:
             if greeting is not None and greeting.clip is not None:
                 await self.speech.store.delete(greeting.clip.storage_key)
             raise
+        self.events.committed(box)
         return body_out
 
     async def _greeting(
@@ -332,15 +361,22 @@ class ConversationService:
     async def end(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
         now = self.clock.now()
 
-        def work(session: Session) -> dict[str, Any]:
+        def work(session: Session) -> tuple[dict[str, Any], Outbox | None]:
             conversation = _owned(session, principal, conversation_id, for_update=True)
-            if conversation.status != "ended":
-                conversation.status = "ended"
-                conversation.ended_at = now
-                conversation.updated_at = now
-            return self.render(conversation)
+            if conversation.status == "ended":
+                return self.render(conversation), None  # repeating it is harmless, and quiet
+            conversation.status = "ended"
+            conversation.ended_at = now
+            conversation.updated_at = now
+            body = self.render(conversation)
+            connection = session.connection()
+            box = self.events.outbox(connection, principal.account_id, principal.mode, now)
+            box.add("conversation.ended", {"conversation": body, "reason": "ended"})
+            return body, box
 
-        return await self.db.write(work)
+        body, box = await self.db.write(work)
+        self.events.committed(box)
+        return body
 
     async def mark_interrupted(
         self, principal: Principal, conversation_id: str, message_id: str

@@ -133,6 +133,10 @@ class KnowledgeNotFoundError(NotFoundError):
     code = "knowledge_not_found"
 
 
+class WebhookNotFoundError(NotFoundError):
+    code = "webhook_not_found"
+
+
 class MethodNotAllowedError(AvatariumError):
     status_code = 405
     code = "method_not_allowed"

@@ -114,6 +114,15 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(default=30.0, ge=1, le=3_600)
     job_poll_s: float = Field(default=1.0, gt=0, le=60)
     job_max_attempts: int = Field(default=3, ge=1, le=20)
+    # Webhooks (SPEC section 10): the retry schedule (first retry after the base, doubling
+    # with jitter up to the cap, for the window), each attempt's timeout, how many
+    # deliveries one process makes at once, and whether private targets are allowed.
+    webhook_retry_base_s: float = Field(default=5.0, gt=0, le=86_400)
+    webhook_retry_max_s: float = Field(default=3_600.0, gt=0, le=86_400)
+    webhook_retry_window_s: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_allow_private: bool = False
     # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
     workers: int = Field(default=1, ge=1)
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from avatarium.storage.db import Database
 
 T = TypeVar("T")
 _JOBS = table_of(Job)
+_INSERT_JOB = insert(_JOBS)
 ERROR_CHARS = 2_000
 
 
@@ -56,14 +57,27 @@ def enqueue(
 ) -> str:
     """Add a job inside the caller's transaction, so the job exists exactly when the work
     that asked for it was committed."""
-    now = clock.now()
-    job = Job(
-        id=new_id("job"), kind=kind, payload=payload, status="queued", attempts=0,
-        max_attempts=max_attempts, run_after=now, locked_by=None, locked_until=None,
-        last_error=None, created_at=now, updated_at=now,
+    return enqueue_in(session.connection(), clock.now(), kind, payload, max_attempts=max_attempts)
+
+
+def enqueue_in(
+    connection: Connection,
+    now: datetime,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    max_attempts: int,
+    run_after: datetime | None = None,
+) -> str:
+    """:func:`enqueue` on a Core connection (hot paths that do not use the ORM)."""
+    job_id = new_id("job")
+    connection.execute(
+        _INSERT_JOB,
+        {"id": job_id, "kind": kind, "payload": payload, "status": "queued", "attempts": 0,
+         "max_attempts": max_attempts, "run_after": run_after or now, "locked_by": None,
+         "locked_until": None, "last_error": None, "created_at": now, "updated_at": now},
     )  # fmt: skip
-    session.add(job)
-    return job.id
+    return job_id
 
 
 class JobQueue:
@@ -154,6 +168,32 @@ class JobQueue:
             if ended.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLostError(claim.id)
             return work(session) if work is not None else None
+
+        return await self.db.write(run)
+
+    async def reschedule(
+        self, claim: Claim, work: Callable[[Session], T], *, delay_s: float, error: str
+    ) -> T:
+        """Run ``work`` and give the job back to the queue, due again in ``delay_s``, in one
+        transaction; raises :class:`LeaseLostError` (committing nothing) like ``finish``."""
+        now = self.clock.now()
+
+        def run(session: Session) -> T:
+            requeued = session.execute(
+                update(_JOBS)
+                .where(self._held(claim))
+                .values(
+                    status="queued",
+                    locked_by=None,
+                    locked_until=None,
+                    run_after=now + timedelta(seconds=delay_s),
+                    last_error=error[:ERROR_CHARS],
+                    updated_at=now,
+                )
+            )
+            if requeued.rowcount != 1:  # type: ignore[attr-defined]
+                raise LeaseLostError(claim.id)
+            return work(session)
 
         return await self.db.write(run)
 

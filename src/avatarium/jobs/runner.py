@@ -45,6 +45,13 @@ class RunningJob:
         self.finished = True
         return result
 
+    async def again_in(self, delay_s: float, error: str, work: Callable[[Session], T]) -> T:
+        """Commit ``work`` and run the job again in ``delay_s``, atomically (a handler that
+        keeps its own retry schedule)."""
+        result = await self._queue.reschedule(self.claim, work, delay_s=delay_s, error=error)
+        self.finished = True
+        return result
+
 
 class JobHandler(Protocol):
     """The work behind one job kind."""
@@ -63,17 +70,26 @@ def worker_name() -> str:
 
 
 class JobRunner:
-    """Runs jobs of the kinds it has handlers for, one at a time per runner."""
+    """Runs jobs of the kinds it has handlers for, up to ``concurrency`` at a time."""
 
     def __init__(
-        self, queue: JobQueue, handlers: Mapping[str, JobHandler], *, poll_s: float
+        self,
+        queue: JobQueue,
+        handlers: Mapping[str, JobHandler],
+        *,
+        poll_s: float,
+        concurrency: int = 1,
+        name: str = "jobs",
     ) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
         self.poll_s = poll_s
+        self.concurrency = concurrency
+        self.name = name
         self.worker = worker_name()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[bool]] = set()
 
     def wake(self) -> None:
         """A job was just enqueued here: look now rather than at the next poll."""
@@ -81,36 +97,61 @@ class JobRunner:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="avatarium-jobs")
+            self._task = asyncio.create_task(self._loop(), name=f"avatarium-{self.name}")
 
     async def aclose(self) -> None:
-        """Stop after the current job's current step (an unfinished job runs again later:
+        """Stop after the current jobs' current steps (an unfinished job runs again later:
         its lease runs out)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _loop(self) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
         while True:
+            await slots.acquire()
+            self._wake.clear()  # before looking: a wake while we look is not lost
             try:
-                ran = await self.run_once()
+                claim = await self.queue.claim(self.worker, list(self.handlers))
             except asyncio.CancelledError:
+                slots.release()
                 raise
             except Exception:  # the database was away: keep the loop, try again later
                 log.exception("job loop error")
-                ran = False
-            if not ran:
-                self._wake.clear()
+                claim = None
+            if claim is None:
+                slots.release()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                continue
+            task = asyncio.create_task(self._run_claimed(claim))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            task.add_done_callback(lambda _task: slots.release())
+
+    async def _run_claimed(self, claim: Claim) -> bool:
+        try:
+            return await self._run(claim)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: unexpected error", claim.id)
+            return True
 
     async def run_once(self) -> bool:
         """Claim and run one job; False when none was due."""
         claim = await self.queue.claim(self.worker, list(self.handlers))
         if claim is None:
             return False
+        return await self._run(claim)
+
+    async def _run(self, claim: Claim) -> bool:
         job = RunningJob(self.queue, claim)
         handler = self.handlers[claim.kind]
         if claim.attempts > claim.max_attempts:

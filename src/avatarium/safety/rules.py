@@ -86,6 +86,18 @@ def topic_verdict(topic: str) -> Verdict:
     )
 
 
+def filter_reply(reply: str, topics_to_avoid: list[str]) -> Verdict | None:
+    """The output filter: a model's reply that brings up a topic to avoid (by the topic's
+    words, as the message check does) is replaced by the same polite redirect, and the
+    action is ``filter_triggered``. None when the reply may stand."""
+    words = _words(reply)
+    for topic in topics_to_avoid:
+        if _mentions(words, topic):
+            redirect = topic_verdict(topic).reply
+            return Verdict(redirect, {"action": "filter_triggered", "topic": topic})
+    return None
+
+
 def wants(escalation: dict[str, Any] | None, trigger: str) -> bool:
     """Whether the avatar's escalation lists ``trigger`` (a name such as failed_answers)."""
     return bool(escalation) and trigger in (escalation or {}).get("triggers", [])

@@ -10,6 +10,7 @@ in ``ai_tokens`` / ``tts_characters``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -127,12 +128,20 @@ class Reservation:
             connection.execute(_DELETE_RESERVATION, {"id": self.id})
 
     async def release(
-        self, ai_tokens: int = 0, tts_characters: int = 0, *, estimated: bool = False
+        self,
+        ai_tokens: int = 0,
+        tts_characters: int = 0,
+        *,
+        estimated: bool = False,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
         """The reply failed: free the place, but count what the providers were paid for
-        (``estimated``: the model's tokens were estimated from its text)."""
+        (``estimated``: the model's tokens were estimated from its text); ``also`` runs in
+        the same transaction (the failure's event)."""
 
         def work(connection: Connection) -> None:
+            if also is not None:
+                also(connection)
             if ai_tokens or tts_characters:
                 self.ledger.add_in(
                     connection,

@@ -7,6 +7,7 @@ download); ``make test`` installs it. A screenshot of the page mid-reply is writ
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -639,3 +640,72 @@ def test_the_embed_draws_a_custom_avatar_once_connected(
     page.wait_for_selector("#avatar-view svg #mouth", state="attached", timeout=15_000)
     assert problems == [], problems
     page.close()
+
+
+def test_the_dashboard_draws_the_accounts_analytics_and_retries_a_delivery(
+    chromium: Any, tmp_path: Path, server_factory: list[Server]
+) -> None:
+    import json as json_module
+
+    import httpx
+
+    from tests.fakes.receiver import start_receiver
+    from tests.test_limits_workers import cli
+
+    receiver, received = start_receiver()
+    received.scripts["/hook"].append("500")  # the first attempt fails; the page sends it again
+    extra = {"AVATARIUM_WEBHOOK_ALLOW_PRIVATE": "true", "AVATARIUM_WEBHOOK_RETRY_BASE_S": "600"}
+    server = Server(tmp_path, free_port(), extra)
+    server_factory.append(server)
+    server.wait_ready()
+    env = {**os.environ, "AVATARIUM_DATA_DIR": str(tmp_path)}
+    env.pop("AVATARIUM_DATABASE_URL", None)
+    key = json_module.loads(
+        cli(env, "keys", "create", "--account", "dashboard", "--tier", "enterprise", "--json")
+    )["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        hook = httpx.post(
+            f"{server.base}/v1/webhooks", headers=auth,
+            json={"url": f"{receiver.url}/hook", "events": ["conversation.started"]},
+        ).json()  # fmt: skip
+        conversation = httpx.post(
+            f"{server.base}/v1/conversations", headers=auth,
+            json={"avatar_id": "aria-001", "tts_provider": "browser"},
+        ).json()  # fmt: skip
+        for text in ("Hello!", "What can you do?"):
+            sent = httpx.post(
+                f"{server.base}/v1/conversations/{conversation['id']}/messages",
+                headers=auth, json={"content": text}, timeout=60,
+            )  # fmt: skip
+            assert sent.status_code == 200, sent.text
+        wait_until(lambda: received.at("/hook"), 20, "the failing first delivery")
+        page = chromium.new_page(viewport={"width": 1100, "height": 1500})
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(server.base + "/dashboard")
+        page.fill("#api-key", key)
+        page.select_option("#period", "7d")
+        page.click("#load")
+        page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+        tiles = page.inner_text("#tiles")
+        assert "Conversations\n1" in tiles and "Messages\n4" in tiles, tiles
+        assert "Reply time p50" in tiles and "ms" in tiles
+        assert page.locator("#by-day svg rect").count() == 7  # a bar per day, zeros included
+        assert "Aria" in page.inner_text("#top-avatars")
+        row = page.locator("#deliveries tr[data-delivery]").first
+        assert "500" in row.inner_text() and "retrying" in row.inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        row.locator("button").click()
+        wait_until(lambda: len(received.at("/hook")) == 2, 20, "the delivery sent again")
+        page.wait_for_function(
+            "() => document.querySelector('#deliveries').innerText.includes('succeeded')",
+            timeout=15_000,
+        )
+        event = json_module.loads(received.at("/hook")[1].body)
+        assert event["data"]["conversation"]["id"] == conversation["id"]
+        assert hook["id"] in page.content() or hook["url"] in page.inner_text("#deliveries")
+        assert problems == []
+    finally:
+        receiver.stop()

@@ -203,6 +203,7 @@ def main() -> None:
             "streaming",
             "voice",
             "knowledge",
+            "webhooks",
         ),
         default=None,
     )
@@ -241,6 +242,11 @@ def main() -> None:
         from knowledge import bench_knowledge  # bench/knowledge.py: retrieval, ingestion
 
         bench_knowledge()
+        print()
+    if args.only in (None, "webhooks"):
+        from webhooks import bench_webhooks  # bench/webhooks.py: deliveries, analytics
+
+        bench_webhooks()
         print()
     if args.only in (None, "limits"):
         from limits import main as bench_limits  # bench/limits.py: Redis, workers, wrk

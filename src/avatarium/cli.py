@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     set_limits.add_argument("--rpm", type=positive_int)
     set_limits.add_argument("--concurrent", type=positive_int)
     set_limits.add_argument("--monthly-messages", type=positive_int)
+
+    analytics = commands.add_parser("analytics", help="maintain the analytics roll-ups")
+    analytics_commands = analytics.add_subparsers(
+        dest="analytics_command", required=True, metavar="ACTION"
+    )
+    analytics_commands.add_parser(
+        "rebuild", help="recompute the daily roll-ups from the stored conversations"
+    )
     return parser
 
 
@@ -217,6 +225,15 @@ async def _set_limits(state: AppState, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _rebuild_analytics(state: AppState, _args: argparse.Namespace) -> int:
+    from avatarium.analytics.rollup import rebuild
+
+    print("Recomputing the analytics roll-ups from the stored conversations...", flush=True)
+    rows = await state.db.write_core(rebuild)
+    print(f"Done: {rows} roll-up rows written.")
+    return 0
+
+
 async def _first_key(state: AppState, host: str, port: int) -> int:
     """On an empty database, create a test key and show how to use it."""
     if await state.keys.count() > 0:
@@ -329,6 +346,7 @@ def _run(args: argparse.Namespace) -> int:
         ("keys", "revoke"): _keys_revoke,
         ("accounts", "set-tier"): _set_tier,
         ("accounts", "set-limits"): _set_limits,
+        ("analytics", "rebuild"): _rebuild_analytics,
     }
     action = getattr(args, f"{args.command}_command")
     handler = handlers[(args.command, action)]

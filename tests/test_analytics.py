@@ -53,7 +53,7 @@ async def test_the_overview_counts_what_happened(api: Api) -> None:
                 "tts_provider": "browser",
                 "escalation": {"triggers": ["asked_for_human"], "message": "A person."},
             },
-        )  # fmt: skip
+        )
     ).json()
     first = await api.conversation(key, tts_provider="browser")
     second = await api.conversation(key, avatar_id=avatar["id"])

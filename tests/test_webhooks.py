@@ -71,6 +71,11 @@ async def _running(backend: str, data_dir: Path, url: str | None) -> AsyncIterat
             yield Api(app=app, client=client, clock=clock, backend=backend)
 
 
+def over_asgi(app: Any) -> Api:
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return Api(app, client, OffsetClock(), "sqlite")
+
+
 def state_of(receiver: FakeServer) -> ReceiverState:
     state = receiver.receiver  # type: ignore[attr-defined]
     assert isinstance(state, ReceiverState)
@@ -122,7 +127,7 @@ async def test_every_event_type_arrives_with_both_signatures(
                 "topics_to_avoid": ["politics"],
                 "escalation": {"triggers": ["asked_for_human"], "message": "A person will help."},
             },
-        )  # fmt: skip
+        )
     ).json()
     conversation = await api.conversation(key, avatar_id=avatar["id"], ai_provider=llm.name)
     path = f"/v1/conversations/{conversation['id']}/messages"
@@ -333,16 +338,14 @@ async def test_a_target_that_became_private_is_refused_at_delivery(
     allowed = make_settings(tmp_path, None, **QUICK)
     first = create_app(allowed, providers=ProviderRegistry(allowed))
     async with first.router.lifespan_context(first):
-        api = Api(first, httpx.AsyncClient(transport=httpx.ASGITransport(app=first),
-                                          base_url="http://testserver"), OffsetClock(), "sqlite")  # fmt: skip
+        api = over_asgi(first)
         key = await api.key(mode="live")
         hook = await register(api, key, f"{receiver.url}/rebound-{RUN}{api.backend}")
     strict = make_settings(tmp_path, None, **{**QUICK, "webhook_allow_private": False})
     strict.secret_key = allowed.secret_key  # the same server secret: the same sealed secrets
     second = create_app(strict, providers=ProviderRegistry(strict))
     async with second.router.lifespan_context(second):
-        api = Api(second, httpx.AsyncClient(transport=httpx.ASGITransport(app=second),
-                                           base_url="http://testserver"), OffsetClock(), "sqlite")  # fmt: skip
+        api = over_asgi(second)
         await api.client.post(f"/v1/webhooks/{hook['id']}/test", headers=api.auth(key))
         rows = await wait_for(lambda: _deliveries(api, key, hook["id"], 1), 10, "the refusal")
     assert rows[0]["status_code"] is None

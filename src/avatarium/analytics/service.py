@@ -23,6 +23,7 @@ from avatarium.storage.db import Database
 from avatarium.usage.ledger import stt_seconds
 
 EXPORT_BATCH = 1_000  # messages per database read of an export
+CONVERSATION_PAGE = 500  # conversations per page of an export
 TOP_AVATARS = 10
 
 
@@ -189,69 +190,89 @@ class AnalyticsService:
         avatar_id: str | None = None,
     ) -> AsyncIterator[list[ExportRow]]:
         """The messages of the conversations started in [start, end), conversation by
-        conversation (oldest first) and in order within each, in batches."""
+        conversation (oldest first) and in order within each, in batches of about
+        ``EXPORT_BATCH`` messages. Conversations are paged by keyset on (created_at, id)
+        through the owner index; each page's messages are read by (conversation_id, seq),
+        a long conversation in seq ranges, so no read holds more than one batch."""
         c, m = Conversation, Message
-        conditions = [c.account_id == principal.account_id, c.mode == principal.mode]
+        owned = [c.account_id == principal.account_id, c.mode == principal.mode]
         if start is not None:
-            conditions.append(c.created_at >= start)
+            owned.append(c.created_at >= start)
         if end is not None:
-            conditions.append(c.created_at < end)
+            owned.append(c.created_at < end)
         if avatar_id is not None:
-            conditions.append(c.avatar_id == avatar_id)
-        base = (
-            select(
-                c.id,
-                c.avatar_id,
-                c.escalated,
-                c.created_at,
-                m.id,
-                m.role,
-                m.content,
-                m.created_at,
-                m.ai_tokens,
-                m.tts_characters,
-                m.stt_ms,
-                m.seq,
-            )
-            .join(m, m.conversation_id == c.id)
-            .where(*conditions)
-            .order_by(c.created_at, c.id, m.seq)
-            .limit(EXPORT_BATCH)
+            owned.append(c.avatar_id == avatar_id)
+        page = (
+            select(c.id, c.avatar_id, c.escalated, c.created_at, c.message_count)
+            .where(*owned)
+            .order_by(c.created_at, c.id)
+            .limit(CONVERSATION_PAGE)
         )
-        cursor: tuple[datetime, str, int] | None = None
+        columns = (m.conversation_id, m.id, m.role, m.content, m.created_at, m.ai_tokens,
+                   m.tts_characters, m.stt_ms, m.seq)  # fmt: skip
+        cursor: tuple[datetime, str] | None = None
         while True:
-            query = base
+            query = page
             if cursor is not None:
-                at, conversation_id, seq = cursor
+                at, last_id = cursor
+                # The plain bound lets the index range start at the cursor.
                 query = query.where(
-                    or_(
-                        c.created_at > at,
-                        and_(c.created_at == at, c.id > conversation_id),
-                        and_(c.created_at == at, c.id == conversation_id, m.seq > seq),
-                    )
+                    c.created_at >= at,
+                    or_(c.created_at > at, and_(c.created_at == at, c.id > last_id)),
                 )
-            rows = await self.db.read_core(_fetch(query))
-            if not rows:
+            conversations = await self.db.read_core(_fetch(query))
+            if not conversations:
                 return
-            yield [
-                ExportRow(
-                    str(row[0]),
-                    str(row[1]),
-                    str(row[4]),
-                    str(row[5]),
-                    str(row[6]),
-                    _as_utc(row[7]),
-                    int(row[8]),
-                    int(row[9]),
-                    stt_seconds(int(row[10] or 0)),
-                    bool(row[2]),
-                )
-                for row in rows
-            ]
-            last = rows[-1]
-            cursor = (_as_utc(last[3]), str(last[0]), int(last[11]))
-            if len(rows) < EXPORT_BATCH:
+            about = {str(row[0]): (str(row[1]), bool(row[2])) for row in conversations}
+            for group in _by_budget([(str(r[0]), int(r[4])) for r in conversations]):
+                if len(group) == 1 and group[0][1] > EXPORT_BATCH:
+                    ranges = range(0, group[0][1] + 1, EXPORT_BATCH)
+                    queries = [
+                        select(*columns)
+                        .where(m.conversation_id == group[0][0], m.seq >= low,
+                               m.seq < low + EXPORT_BATCH)
+                        .order_by(m.seq)
+                        for low in ranges
+                    ]  # fmt: skip
+                else:
+                    ids = [conversation_id for conversation_id, _count in group]
+                    queries = [select(*columns).where(m.conversation_id.in_(ids))]
+                for query_m in queries:
+                    rows = await self.db.read_core(_fetch(query_m))
+                    if not rows:
+                        continue
+                    order = {conversation_id: n for n, (conversation_id, _c) in enumerate(group)}
+                    rows = sorted(rows, key=lambda row: (order[str(row[0])], int(row[8])))
+                    yield [_export_row(row, about[str(row[0])]) for row in rows]
+            last = conversations[-1]
+            cursor = (_as_utc(last[3]), str(last[0]))
+            if len(conversations) < CONVERSATION_PAGE:
                 return
+
+
+def _by_budget(conversations: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """Consecutive conversations grouped so a group holds at most ``EXPORT_BATCH``
+    messages (a longer conversation is a group of its own)."""
+    groups: list[list[tuple[str, int]]] = []
+    current: list[tuple[str, int]] = []
+    held = 0
+    for conversation_id, count in conversations:
+        if current and held + count > EXPORT_BATCH:
+            groups.append(current)
+            current, held = [], 0
+        current.append((conversation_id, count))
+        held += count
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _export_row(row: Any, about: tuple[str, bool]) -> ExportRow:
+    avatar_id, escalated = about
+    return ExportRow(
+        str(row[0]), avatar_id, str(row[1]), str(row[2]), str(row[3]), _as_utc(row[4]),
+        int(row[5]), int(row[6]), stt_seconds(int(row[7] or 0)), escalated,
+    )  # fmt: skip
 
 
 def _fetch(query: Any) -> Callable[[Connection], Sequence[Any]]:

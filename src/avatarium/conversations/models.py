@@ -23,7 +23,22 @@ from avatarium.storage.base import Base, UTCDateTime
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_owner_created", "account_id", "mode", "created_at"),)
+    __table_args__ = (
+        Index("ix_conversations_owner_created", "account_id", "mode", "created_at"),
+        # Covers the analytics overview's one aggregate over a period's conversations, so
+        # it reads the index alone, not the wide rows (docs/analytics.md).
+        Index(
+            "ix_conversations_analytics",
+            "account_id",
+            "mode",
+            "created_at",
+            "id",
+            "message_count",
+            "escalated",
+            "first_message_at",
+            "last_message_at",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))

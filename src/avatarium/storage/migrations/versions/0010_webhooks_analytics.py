@@ -95,6 +95,20 @@ def upgrade() -> None:
     op.add_column(
         "conversations", sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=True)
     )
+    op.create_index(
+        "ix_conversations_analytics",
+        "conversations",
+        [
+            "account_id",
+            "mode",
+            "created_at",
+            "id",
+            "message_count",
+            "escalated",
+            "first_message_at",
+            "last_message_at",
+        ],
+    )
     # Existing conversations: their first and latest message times, then the roll-ups.
     op.execute(
         "UPDATE conversations SET "
@@ -109,6 +123,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversations_analytics", "conversations")
     op.drop_column("conversations", "last_message_at")
     op.drop_column("conversations", "first_message_at")
     op.drop_column("messages", "latency_ms")

@@ -82,8 +82,10 @@ def make_settings(data_dir: Path, database_url: str | None = None, **extra: obje
     return Settings(**values)  # type: ignore[arg-type]
 
 
-async def start_api(backend: str, data_dir: Path, database_url: str | None) -> AsyncIterator[Api]:
-    settings = make_settings(data_dir, database_url)
+async def start_api(
+    backend: str, data_dir: Path, database_url: str | None, **extra: object
+) -> AsyncIterator[Api]:
+    settings = make_settings(data_dir, database_url, **extra)
     clock = OffsetClock()
     app = create_app(settings, clock=clock, providers=ProviderRegistry(settings))
     async with app.router.lifespan_context(app):

@@ -21,7 +21,7 @@ from avatarium.app import create_app
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.registry import ProviderRegistry
 from avatarium.webhooks.events import EVENT_TYPES
-from tests.conftest import make_settings, postgres_database
+from tests.conftest import make_settings, postgres_database, start_api
 from tests.fakes.receiver import Delivery, ReceiverState, start_receiver
 from tests.fakes.server import FakeServer
 from tests.support import Api, OffsetClock, assert_error, scripted_live_key
@@ -54,21 +54,11 @@ async def hooks(
     data_dir = tmp_path_factory.mktemp(f"hooks-{request.param}")
     if request.param == "postgresql":
         async with postgres_database() as url:
-            async for api in _running(request.param, data_dir, url):
+            async for api in start_api(request.param, data_dir, url, **QUICK):
                 yield api
     else:
-        async for api in _running(request.param, data_dir, None):
+        async for api in start_api(request.param, data_dir, None, **QUICK):
             yield api
-
-
-async def _running(backend: str, data_dir: Path, url: str | None) -> AsyncIterator[Api]:
-    settings = make_settings(data_dir, url, **QUICK)
-    clock = OffsetClock()
-    app = create_app(settings, clock=clock, providers=ProviderRegistry(settings))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Api(app=app, client=client, clock=clock, backend=backend)
 
 
 def over_asgi(app: Any) -> Api:
@@ -89,6 +79,18 @@ async def register(api: Api, key: str, url: str, events: list[str] | None = None
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def scripted_test_event(
+    api: Api, receiver: FakeServer, name: str, answers: list[str]
+) -> tuple[str, dict[str, Any], httpx.Response]:
+    """A new account's endpoint at the receiver's ``/{name}-…`` answering ``answers`` (then
+    200), and a test event sent to it."""
+    key = await api.key(mode="live")
+    hook = await register(api, key, f"{receiver.url}/{name}-{RUN}{api.backend}")
+    state_of(receiver).scripts[f"/{name}-{RUN}{api.backend}"].extend(answers)
+    sent = await api.client.post(f"/v1/webhooks/{hook['id']}/test", headers=api.auth(key))
+    return key, hook, sent
 
 
 def verified(delivery: Delivery, secret: str) -> dict[str, Any]:
@@ -182,10 +184,7 @@ async def test_a_receiver_failing_twice_gets_the_event_on_the_third_attempt(
     hooks: Api, receiver: FakeServer
 ) -> None:
     api = hooks
-    key = await api.key(mode="live")
-    hook = await register(api, key, f"{receiver.url}/flaky-{RUN}{api.backend}")
-    state_of(receiver).scripts[f"/flaky-{RUN}{api.backend}"].extend(["500", "500"])
-    sent = await api.client.post(f"/v1/webhooks/{hook['id']}/test", headers=api.auth(key))
+    key, hook, sent = await scripted_test_event(api, receiver, "flaky", ["500", "500"])
     assert sent.status_code == 200, sent.text
     deliveries = await received(
         receiver, f"/flaky-{RUN}{api.backend}", 3, "three attempts at the receiver"
@@ -239,10 +238,7 @@ async def _deliveries(api: Api, key: str, hook_id: str, count: int) -> list[dict
 
 async def test_410_gone_disables_the_endpoint(hooks: Api, receiver: FakeServer) -> None:
     api = hooks
-    key = await api.key(mode="live")
-    hook = await register(api, key, f"{receiver.url}/gone-{RUN}{api.backend}")
-    state_of(receiver).scripts[f"/gone-{RUN}{api.backend}"].append("410")
-    await api.client.post(f"/v1/webhooks/{hook['id']}/test", headers=api.auth(key))
+    key, hook, _sent = await scripted_test_event(api, receiver, "gone", ["410"])
     await received(receiver, f"/gone-{RUN}{api.backend}", 1, "the delivery answered 410")
 
     async def disabled() -> dict[str, Any] | None:
@@ -284,10 +280,7 @@ async def test_failing_for_the_whole_window_marks_it_failed(
     hooks: Api, receiver: FakeServer
 ) -> None:
     api = hooks
-    key = await api.key(mode="live")
-    hook = await register(api, key, f"{receiver.url}/down-{RUN}{api.backend}")
-    state_of(receiver).scripts[f"/down-{RUN}{api.backend}"].extend(["500"] * 100)
-    await api.client.post(f"/v1/webhooks/{hook['id']}/test", headers=api.auth(key))
+    key, hook, _sent = await scripted_test_event(api, receiver, "down", ["500"] * 100)
 
     async def ended() -> list[dict[str, Any]] | None:
         page = await api.client.get(

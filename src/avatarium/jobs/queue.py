@@ -176,31 +176,18 @@ class JobQueue:
     ) -> T:
         """Run ``work`` and give the job back to the queue, due again in ``delay_s``, in one
         transaction; raises :class:`LeaseLostError` (committing nothing) like ``finish``."""
-        now = self.clock.now()
 
         def run(session: Session) -> T:
-            requeued = session.execute(
-                update(_JOBS)
-                .where(self._held(claim))
-                .values(
-                    status="queued",
-                    locked_by=None,
-                    locked_until=None,
-                    run_after=now + timedelta(seconds=delay_s),
-                    last_error=error[:ERROR_CHARS],
-                    updated_at=now,
-                )
-            )
+            requeued = session.execute(self._requeue(claim, error, delay_s))
             if requeued.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLostError(claim.id)
             return work(session)
 
         return await self.db.write(run)
 
-    async def retry(self, claim: Claim, error: str, delay_s: float) -> bool:
-        """Give the job back to the queue, due again in ``delay_s``."""
+    def _requeue(self, claim: Claim, error: str, delay_s: float) -> Any:
         now = self.clock.now()
-        statement = (
+        return (
             update(_JOBS)
             .where(self._held(claim))
             .values(
@@ -212,6 +199,10 @@ class JobQueue:
                 updated_at=now,
             )
         )
+
+    async def retry(self, claim: Claim, error: str, delay_s: float) -> bool:
+        """Give the job back to the queue, due again in ``delay_s``."""
+        statement = self._requeue(claim, error, delay_s)
         return bool(await self.db.write_core(lambda c: c.execute(statement).rowcount == 1))
 
     async def counts(self) -> dict[str, int]:

@@ -180,3 +180,38 @@ def test_the_server_process_cuts_off_slow_and_huge_request_heads(
     database = tmp_path / "avatarium.db"
     wait_until(database.exists, 10, "the database file")
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+def test_large_writes_reach_the_transport_at_once_so_flow_control_sees_them() -> None:
+    """Small writes of one loop turn are joined; a turn's writes of 64 KiB or more go out
+    at once, so the transport can pause a response streamed to a slow client (an export
+    read inline from SQLite would otherwise pile up in memory whole)."""
+    import asyncio
+
+    from avatarium.server_protocol import FLUSH_AT, CoalescingWriter
+
+    class Transport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    loop = asyncio.new_event_loop()
+    try:
+        transport = Transport()
+        writer = CoalescingWriter(transport, loop)  # type: ignore[arg-type]
+        writer.write(b"head")
+        writer.write(b"small body")
+        assert transport.written == []  # joined, at the next turn
+        writer.write(b"x" * FLUSH_AT)
+        assert transport.written == [b"headsmall body" + b"x" * FLUSH_AT]
+        loop.run_until_complete(asyncio.sleep(0))
+        writer.write(b"tail")
+        loop.run_until_complete(asyncio.sleep(0))
+        assert transport.written[-1] == b"tail"
+    finally:
+        loop.close()

@@ -26,6 +26,8 @@ from avatarium.core.errors import RequestTooLargeError
 from avatarium.core.ids import new_id
 from avatarium.core.wire import wire_bytes
 
+FLUSH_AT = 65_536  # uvicorn's high-water mark: larger writes go out at once
+
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` with a head deadline and a head size limit."""
@@ -134,24 +136,35 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 
 class CoalescingWriter:
-    """A transport whose writes within one turn of the event loop go out as one."""
+    """A transport whose writes within one turn of the event loop go out as one.
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    Only small writes wait: once a turn's writes reach ``FLUSH_AT`` bytes they go to the
+    transport at once, so its flow control (pause_writing, which makes the server wait for
+    a slow client) sees them. Without that, a response streamed without yielding to the
+    loop (an export read from SQLite) would pile up here whole."""
+
+    __slots__ = ("_loop", "_pending", "_pending_bytes", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
+        self._pending_bytes = 0
 
     def write(self, data: bytes) -> None:
         if self._pending is None:
             self._pending = [data]
+            self._pending_bytes = len(data)
             self._loop.call_soon(self.flush)
         else:
             self._pending.append(data)
+            self._pending_bytes += len(data)
+        if self._pending_bytes >= FLUSH_AT:
+            self.flush()
 
     def flush(self) -> None:
         pending, self._pending = self._pending, None
+        self._pending_bytes = 0
         if pending and not self._transport.is_closing():
             self._transport.write(b"".join(pending))
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Mapping
@@ -139,6 +140,8 @@ async def export_response(call: Call) -> Response:
             yield (",".join(EXPORT_FIELDS) + "\r\n").encode()
         async for rows in batches:
             yield encode(rows)
+            # SQLite reads may run inline: let other requests have the loop between pages.
+            await asyncio.sleep(0)
 
     stamp = call.state.clock.now().strftime("%Y%m%d-%H%M%S")
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"

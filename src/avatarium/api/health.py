@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium import __version__
 from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.state import state_of
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 
@@ -24,7 +26,37 @@ async def health(call: Call) -> Response:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
+async def live(_request: Request) -> Response:
+    """Liveness: the process answers (nothing else is checked, so a database outage does
+    not get a healthy process restarted)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: 200 when the database, Redis (when configured) and the audio store all
+    answer, else 503 naming the failing check; a load balancer stops sending traffic."""
+    state = state_of(request)
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "failed"
+
+    checks = {
+        "database": verdict(await state.db.ping()),
+        "redis": (
+            verdict(await state.gate.status() == "ok")
+            if state.settings.redis_url
+            else "not_configured"
+        ),
+        "audio_store": verdict(await state.audio.ping()),
+    }
+    healthy = "failed" not in checks.values()
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/v1/health", health, methods=["GET"]),
+    Route("/health/live", live, methods=["GET"]),
+    Route("/health/ready", ready, methods=["GET"]),
 ]

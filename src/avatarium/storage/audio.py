@@ -6,6 +6,7 @@ An object store can slot in later by implementing :class:`AudioStore`.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +24,10 @@ class AudioStore(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; absent keys are fine."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the store can take a clip now (readiness)."""
         ...
 
 
@@ -63,3 +68,7 @@ class LocalAudioStore:
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    async def ping(self) -> bool:
+        """The directory is there and writable (a full or read-only disk fails a send)."""
+        return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)

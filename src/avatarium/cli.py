@@ -303,10 +303,12 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
 def _server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn options: the guarded HTTP protocol (slow or huge request heads are cut off)
     and no ``Server`` banner naming the software to attackers."""
+    from avatarium.core.logs import log_config
     from avatarium.server_protocol import guarded_protocol
 
     return {
         "log_level": settings.log_level,
+        "log_config": log_config(settings.log_level, settings.log_format),
         "http": guarded_protocol(settings.header_timeout_s, settings.max_header_bytes),
         "server_header": False,
     }
@@ -331,6 +333,9 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         return run_chat(args)
     settings = Settings()
+    from avatarium.core.logs import configure
+
+    configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         return serve(settings, args.host, args.port, args.workers)
     if args.command == "migrate":

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from avatarium.api.security_headers import SecurityHeaders
 from avatarium.core.errors import InternalError
 from avatarium.core.ids import new_id, valid_client_request_id
+from avatarium.core.request_id import REQUEST_ID, current_request_id
 from avatarium.core.timing import Timings, current_timings
 
 log = logging.getLogger("avatarium.requests")
-_request_id: ContextVar[str | None] = ContextVar("avatarium_request_id", default=None)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being served, if any."""
-    return _request_id.get()
+__all__ = ["RequestContextMiddleware", "current_request_id"]
+_request_id = REQUEST_ID
 
 
 class RequestContextMiddleware:

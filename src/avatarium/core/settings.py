@@ -7,6 +7,7 @@ environment at import time, so tests and embedders can run several apps side by 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -97,6 +98,8 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=15.0)
     client_token_ttl_s: int = Field(default=900, ge=10, le=86_400)
     log_level: str = "info"
+    # One line per event on stderr: "text", or "json" (one object per line, for collectors).
+    log_format: Literal["text", "json"] = "text"
     # Browsers on other origins: a comma-separated list of origins given CORS (empty: none).
     cors_origins: str = ""
     # Who may frame the web page (the CSP frame-ancestors sources; "'none'" forbids it).

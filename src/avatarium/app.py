@@ -52,6 +52,7 @@ from avatarium.limits.redis import RedisBackend
 from avatarium.listening import router as listening_router
 from avatarium.listening.service import ListeningService
 from avatarium.listening.vad import shared_model as shared_vad_model
+from avatarium.maintenance.gc import GarbageCollector
 from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import EMBEDDED_AI, EMBEDDED_STT, ProviderRegistry
 from avatarium.speech import router as speech_router
@@ -175,7 +176,13 @@ def build_state(
         deliveries=deliveries,
         events=events,
         analytics=AnalyticsService(db, clock, avatar_service),
-    )
+        gc=GarbageCollector(
+            db, clock, audio,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+            webhook_window_s=settings.webhook_retry_window_s,
+            retention_days=settings.retention_days,
+        ),
+    )  # fmt: skip
 
 
 async def web_page(_request: Request) -> Response:
@@ -230,9 +237,14 @@ def create_app(
         # and any number of processes and hosts may run one.
         state.jobs.start()
         state.deliveries.start()
+        gc_task = None
+        if settings.gc_interval_s > 0:
+            gc_task = asyncio.create_task(state.gc.run_periodically(settings.gc_interval_s))
         try:
             yield
         finally:
+            if gc_task is not None:
+                gc_task.cancel()
             await state.deliveries.aclose()
             await state.jobs.aclose()
             await delivery_sender(state).aclose()

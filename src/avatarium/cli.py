@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     set_limits.add_argument("--concurrent", type=positive_int)
     set_limits.add_argument("--monthly-messages", type=positive_int)
 
+    commands.add_parser("gc", help="remove expired and orphaned data (also runs periodically)")
+
     analytics = commands.add_parser("analytics", help="maintain the analytics roll-ups")
     analytics_commands = analytics.add_subparsers(
         dest="analytics_command", required=True, metavar="ACTION"
@@ -225,6 +227,14 @@ async def _set_limits(state: AppState, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _gc(state: AppState) -> int:
+    print("Removing expired and orphaned data...", flush=True)
+    report = await state.gc.run()
+    for name, count in report.as_dict().items():
+        print(f"  {name.replace('_', ' ')}: {count}")
+    return 0
+
+
 async def _rebuild_analytics(state: AppState, _args: argparse.Namespace) -> int:
     from avatarium.analytics.rollup import rebuild
 
@@ -345,6 +355,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
 
         return asyncio.run(_with_state(settings, done))
+    if args.command == "gc":
+        return asyncio.run(_with_state(settings, _gc))
     handlers = {
         ("keys", "create"): _keys_create,
         ("keys", "list"): _keys_list,

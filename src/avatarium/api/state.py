@@ -20,6 +20,7 @@ from avatarium.keys.service import KeyService
 from avatarium.knowledge.service import KnowledgeService
 from avatarium.limits.base import RequestGate
 from avatarium.listening.service import ListeningService
+from avatarium.maintenance.gc import GarbageCollector
 from avatarium.providers.registry import ProviderRegistry
 from avatarium.speech.service import SpeechService
 from avatarium.storage.audio import AudioStore
@@ -55,6 +56,7 @@ class AppState:
     deliveries: JobRunner
     events: EventLog
     analytics: AnalyticsService
+    gc: GarbageCollector
 
 
 def state_of(connection: HTTPConnection) -> AppState:

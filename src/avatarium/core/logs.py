@@ -71,6 +71,8 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": ["stderr"], "level": level, "propagate": False},
+            # Migrations say every step at INFO; an operator wants to hear about problems.
+            "alembic": {"level": "DEBUG" if level == "DEBUG" else "WARNING"},
         },
         "root": {"handlers": ["stderr"], "level": level},
     }

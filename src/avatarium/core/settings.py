@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_allow_private: bool = False
+    # Retention: conversations without activity for this many days are deleted with their
+    # messages and audio (unset: kept for ever); how often each process runs the clean-up
+    # (`avatarium gc`; 0: only when run by hand).
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
+    gc_interval_s: float = Field(default=3_600.0, ge=0)
     # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
     workers: int = Field(default=1, ge=1)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +29,10 @@ class AudioStore(Protocol):
 
     async def ping(self) -> bool:
         """Whether the store can take a clip now (readiness)."""
+        ...
+
+    def older_than(self, moment: float, batch: int) -> AsyncIterator[list[str]]:
+        """The keys of blobs last written before ``moment`` (Unix seconds), in batches."""
         ...
 
 
@@ -72,3 +77,20 @@ class LocalAudioStore:
     async def ping(self) -> bool:
         """The directory is there and writable (a full or read-only disk fails a send)."""
         return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)
+
+    async def older_than(self, moment: float, batch: int) -> AsyncIterator[list[str]]:
+        def scan() -> list[str]:
+            found = []
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    if entry.is_file() and not entry.name.startswith("."):
+                        try:
+                            if entry.stat().st_mtime < moment:
+                                found.append(entry.name)
+                        except FileNotFoundError:  # deleted meanwhile
+                            continue
+            return found
+
+        keys = await asyncio.to_thread(scan)
+        for start in range(0, len(keys), batch):
+            yield keys[start : start + batch]

@@ -1,0 +1,147 @@
+"""``avatarium gc``: expired reservations and idempotency records, old conversations (with
+``AVATARIUM_RETENTION_DAYS``) with their audio, and audio no row points at, go; anything
+live stays; two collectors at once delete nothing twice. Both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from avatarium.conversations.models import Conversation, IdempotentResponse
+from avatarium.maintenance.gc import GarbageCollector
+from avatarium.usage.models import QuotaReservation
+from tests.conftest import postgres_database, start_api
+from tests.support import Api, OffsetClock
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def own(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    """An app on a database of its own: these tests make every conversation old."""
+    data_dir = tmp_path_factory.mktemp(f"gc-{request.param}")
+    if request.param == "postgresql":
+        async with postgres_database() as url:
+            async for api in start_api(request.param, data_dir, url, gc_interval_s=0):
+                yield api
+    else:
+        async for api in start_api(request.param, data_dir, None, gc_interval_s=0):
+            yield api
+
+
+def collector(api: Api, days_later: float, retention_days: int | None) -> GarbageCollector:
+    clock = OffsetClock()
+    clock.offset = timedelta(days=days_later)
+    settings = api.state.settings
+    return GarbageCollector(
+        api.state.db, clock, api.state.audio,
+        idempotency_ttl_s=settings.idempotency_ttl_s,
+        webhook_window_s=settings.webhook_retry_window_s,
+        retention_days=retention_days,
+    )  # fmt: skip
+
+
+async def count(api: Api, entity: type) -> int:
+    return int(
+        await api.state.db.read_core(
+            lambda c: c.execute(select(func.count()).select_from(entity)).scalar_one()
+        )
+    )
+
+
+async def test_old_conversations_and_their_audio_go_live_ones_stay(own: Api) -> None:
+    api = own
+    key = await api.key()
+    old = await api.conversation(key)
+    sent = await api.client.post(
+        f"/v1/conversations/{old['id']}/messages", headers=api.auth(key),
+        json={"content": "Hello!"},
+    )  # fmt: skip
+    assert sent.status_code == 200 and sent.json()["audio"] is not None
+    files_before = api.audio_files()
+    assert files_before
+    # Without retention nothing of a conversation goes, however old.
+    assert (await collector(api, 400, None).run()).conversations == 0
+    # With 30 days' retention, 31 days later: gone, with its messages and audio.
+    report = await collector(api, 31, 30).run()
+    assert report.conversations >= 1 and report.audio_files >= len(files_before)
+    gone = await api.client.get(f"/v1/conversations/{old['id']}", headers=api.auth(key))
+    assert gone.status_code == 404
+    assert api.audio_files() == set()
+    fresh = await api.conversation(key)
+    again = await collector(api, 0, 30).run()
+    assert again.conversations == 0  # a fresh conversation stays
+    kept = await api.client.get(f"/v1/conversations/{fresh['id']}", headers=api.auth(key))
+    assert kept.status_code == 200
+
+
+async def test_expired_claims_and_orphaned_audio_go(own: Api) -> None:
+    api = own
+    account = await api.state.accounts.ensure("gc-claims", "free")
+    now = api.clock.now()
+
+    def seed(connection: object) -> None:
+        connection.execute(  # type: ignore[attr-defined]
+            insert(QuotaReservation),
+            [{"id": "res_expired", "account_id": account.id, "period": "2025-01",
+              "expires_at": now - timedelta(minutes=1)},
+             {"id": "res_live", "account_id": account.id, "period": "2025-01",
+              "expires_at": now + timedelta(minutes=5)}],
+        )  # fmt: skip
+        connection.execute(  # type: ignore[attr-defined]
+            insert(IdempotentResponse),
+            [{"account_id": account.id, "mode": "test", "idempotency_key": "old",
+              "endpoint": "POST /v1/conversations", "body_hash": "x", "status_code": 200,
+              "response_body": "{}", "created_at": now - timedelta(days=2),
+              "lease_expires_at": None},
+             {"account_id": account.id, "mode": "test", "idempotency_key": "new",
+              "endpoint": "POST /v1/conversations", "body_hash": "x", "status_code": 200,
+              "response_body": "{}", "created_at": now, "lease_expires_at": None}],
+        )  # fmt: skip
+
+    await api.state.db.write_core(seed)
+    audio_dir = api.state.settings.data_dir / "audio"
+    orphan, recent = (
+        audio_dir / "aud_orphan0000000000000.mp3",
+        audio_dir / "aud_recent000000000000.mp3",
+    )
+    orphan.write_bytes(b"ID3")
+    recent.write_bytes(b"ID3")
+    two_hours_ago = time.time() - 7_200
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    report = await collector(api, 0, None).run()
+    assert report.reservations == 1 and report.idempotency_records == 1
+    assert report.audio_files == 1
+    assert not orphan.exists() and recent.exists()  # a fresh file may await its row
+    ids = await api.state.db.read_core(
+        lambda c: set(c.execute(select(QuotaReservation.id)).scalars())
+    )
+    assert "res_live" in ids and "res_expired" not in ids
+    recent.unlink()
+
+
+async def test_two_collectors_at_once_delete_each_thing_once(own: Api) -> None:
+    api = own
+    key = await api.key()
+    for _ in range(5):
+        await api.conversation(key)
+    before = await count(api, Conversation)
+    reports = await asyncio.gather(*(collector(api, 40, 30).run() for _ in range(2)))
+    assert sum(r.conversations for r in reports) == before
+    assert await count(api, Conversation) == 0
+
+
+def test_gc_is_a_command(tmp_path: Path) -> None:
+    from tests.test_limits_workers import cli
+
+    env = {**os.environ, "AVATARIUM_DATA_DIR": str(tmp_path)}
+    env.pop("AVATARIUM_DATABASE_URL", None)
+    out = cli(env, "gc")
+    assert "reservations: 0" in out and "audio files: 0" in out

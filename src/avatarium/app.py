@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from avatarium.analytics import router as analytics_router
 from avatarium.analytics.service import AnalyticsService
 from avatarium.api import health
 from avatarium.api.cors import cors_middleware
+from avatarium.api.endpoint import bearer_token
 from avatarium.api.errors import handle_avatarium_error, handle_http_exception
 from avatarium.api.request_context import RequestContextMiddleware
 from avatarium.api.security_headers import SecurityHeaders
@@ -34,7 +36,7 @@ from avatarium.conversations.idempotency import IdempotencyStore
 from avatarium.conversations.service import ConversationService
 from avatarium.core import log_redaction
 from avatarium.core.clock import Clock, SystemClock
-from avatarium.core.errors import AvatariumError
+from avatarium.core.errors import AvatariumError, InvalidApiKeyError
 from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
 from avatarium.core.settings import Settings
 from avatarium.jobs.queue import JobQueue
@@ -53,6 +55,7 @@ from avatarium.listening import router as listening_router
 from avatarium.listening.service import ListeningService
 from avatarium.listening.vad import shared_model as shared_vad_model
 from avatarium.maintenance.gc import GarbageCollector
+from avatarium.observability.metrics import CONTENT_TYPE, Metrics, MetricsMiddleware, RouteNames
 from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import EMBEDDED_AI, EMBEDDED_STT, ProviderRegistry
 from avatarium.speech import router as speech_router
@@ -132,6 +135,10 @@ def build_state(
         name="webhooks",
     )  # fmt: skip
     events.on_recorded = deliveries.wake
+    metrics = Metrics()
+    delivery_handler = deliveries.handlers[DELIVER_JOB]
+    assert isinstance(delivery_handler, DeliveryHandler)
+    delivery_handler.on_attempt = lambda outcome: metrics.webhook_deliveries.labels(outcome).inc()
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
     idempotency = IdempotencyStore(
         db, clock, settings.idempotency_ttl_s, settings.idempotency_lease_s
@@ -149,6 +156,16 @@ def build_state(
         ProviderHealth(settings.fallback_cooldown_s),
         events,
     )
+    health = conversations.health
+    health.on_failure = lambda kind, name, reason: metrics.provider_errors.labels(
+        kind, name, reason
+    ).inc()
+    conversations.on_phase = lambda phase, seconds: metrics.reply_phase.labels(phase).observe(
+        seconds
+    )
+    gate = gate or default_gate(settings)
+    if isinstance(gate, LimitGate):
+        gate.on_decision = lambda decision: metrics.limiter.labels(decision).inc()
     keys = KeyService(db, signer, clock)
     usage = UsageLedger(db, clock)
     return AppState(
@@ -165,7 +182,7 @@ def build_state(
         accounts=AccountService(db, clock),
         speech=speech,
         conversations=conversations,
-        gate=gate or default_gate(settings),
+        gate=gate,
         usage=usage,
         listening=ListeningService(providers, settings, usage, conversations.health),
         knowledge=knowledge,
@@ -176,6 +193,7 @@ def build_state(
         deliveries=deliveries,
         events=events,
         analytics=AnalyticsService(db, clock, avatar_service),
+        metrics=metrics,
         gc=GarbageCollector(
             db, clock, audio,
             idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -202,6 +220,20 @@ async def embed_page(request: Request) -> Response:
 async def dashboard_page(_request: Request) -> Response:
     """Analytics and webhook deliveries for a key's account and mode, drawn in the browser."""
     return FileResponse(WEB_DIR / "dashboard.html", headers={"Cache-Control": "no-cache"})
+
+
+async def metrics_page(request: Request) -> Response:
+    """Prometheus metrics: 404 unless ``AVATARIUM_METRICS_TOKEN`` is set; then only with
+    that bearer token (else 401 ``invalid_api_key``)."""
+    state = request.app.state.avatarium
+    token = state.settings.metrics_token
+    if token is None:
+        raise HTTPException(status_code=404)
+    given = bearer_token(request)
+    expected = token.get_secret_value()
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise InvalidApiKeyError("/metrics needs the bearer token AVATARIUM_METRICS_TOKEN.")
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 def delivery_sender(state: AppState) -> WebhookSender:
@@ -253,6 +285,7 @@ def create_app(
             await state.conversations.byok.aclose()
             await state.db.dispose()
 
+    route_names = RouteNames()
     app = Starlette(
         routes=[
             *health.routes,
@@ -267,6 +300,7 @@ def create_app(
             *analytics_router.routes,
             Route("/", web_page, methods=["GET"]),
             Route("/dashboard", dashboard_page, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             Route("/embed/{avatar_id}", embed_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=WEB_DIR), name="static"),
         ],
@@ -274,6 +308,7 @@ def create_app(
             # Outermost first: every answer, a refused CORS preflight included, gets a
             # request id and the security headers (added in one wrapper, they cost little).
             Middleware(RequestContextMiddleware, security=SecurityHeaders(settings)),
+            Middleware(MetricsMiddleware, metrics=state.metrics, route_of=route_names),
             *cors_middleware(settings),
         ],
         exception_handlers={
@@ -283,6 +318,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.avatarium = state
+    route_names.bind(app.routes)
     return app
 
 

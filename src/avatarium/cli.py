@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
 from datetime import timedelta
 from typing import Any
@@ -293,6 +294,12 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> int:
     asyncio.run(_with_state(settings, lambda state: _first_key(state, host, port)))
     if workers > 1:
         os.environ["AVATARIUM_WORKERS"] = str(workers)  # inherited by the worker processes
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metrics to files here; any worker's /metrics sums them.
+            metrics_dir = settings.data_dir / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)  # counts start again with the server
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         uvicorn.run(
             "avatarium.app:create_app_from_env",
             factory=True,

@@ -21,6 +21,7 @@ from avatarium.knowledge.service import KnowledgeService
 from avatarium.limits.base import RequestGate
 from avatarium.listening.service import ListeningService
 from avatarium.maintenance.gc import GarbageCollector
+from avatarium.observability.metrics import Metrics
 from avatarium.providers.registry import ProviderRegistry
 from avatarium.speech.service import SpeechService
 from avatarium.storage.audio import AudioStore
@@ -57,6 +58,7 @@ class AppState:
     events: EventLog
     analytics: AnalyticsService
     gc: GarbageCollector
+    metrics: Metrics
 
 
 def state_of(connection: HTTPConnection) -> AppState:

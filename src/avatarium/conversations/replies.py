@@ -215,6 +215,7 @@ class PreparedSend:
     attempt: Attempt | None = None
     chunked: bool = False  # speak sentence by sentence while the model writes (streaming)
     started_at: Any = field(default=None)
+    perf_start: float = field(default_factory=time.perf_counter)  # for phase timings
     answered_ai: str | None = None
     answered_tts: str | None = None
     heard: Heard | None = None  # the user spoke: what was heard, and how
@@ -407,6 +408,8 @@ class ReplyService:
                 async with aclosing(produce(send, voice, spent)) as events:
                     async for event in events:
                         if isinstance(event, AudioChunk):
+                            if not spent.spoken and send.chunked:
+                                c.on_phase("first_audio", time.perf_counter() - send.perf_start)
                             spent.spoken.append(event)
                         elif isinstance(event, TextDelta):
                             spent.shown.append(event.text)
@@ -639,7 +642,7 @@ class ReplyService:
                         generation.parts.append(event.text)
                     yield event
             except ProviderError as error:
-                c.health.failed("llm", candidate.name)
+                c.health.failed("llm", candidate.name, error.category.value)
                 if wrote:  # text already went out: no other provider may continue it
                     raise as_api_error(error, AIProviderError) from error
                 last_error = error
@@ -665,7 +668,7 @@ class ReplyService:
             try:
                 speech = await c.speech.synthesize(voiced.selected.provider, text, voiced.voice_id)
             except ProviderError as error:
-                c.health.failed("tts", name)
+                c.health.failed("tts", name, error.category.value)
                 if position == len(chain) - 1:
                     raise as_api_error(error, TTSProviderError) from error
                 log.warning(
@@ -792,6 +795,11 @@ class ReplyService:
         boxes: list[Outbox] = []
         await c.db.write_core(work)
         c.events.committed(*boxes)
+        timings = current_timings.get()
+        if timings is not None:
+            for phase in ("ai", "tts"):
+                if timings.phases.get(phase):
+                    c.on_phase(phase, timings.phases[phase] / 1000.0)
         return body
 
     def _record(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -105,6 +105,8 @@ class ConversationService:
         self.sealer = sealer
         self.health = health
         self.events = events
+        # Told of a stored reply's phases (name, seconds): the metrics time them.
+        self.on_phase: Callable[[str, float], None] = lambda _phase, _seconds: None
         self.byok = ByokProviders(providers, settings)
 
     def render(self, conversation: Conversation) -> dict[str, Any]:

@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_allow_private: bool = False
+    # GET /metrics (Prometheus): off (404) unless set; then this bearer token is required.
+    metrics_token: SecretStr | None = None
     # Retention: conversations without activity for this many days are deleted with their
     # messages and audio (unset: kept for ever); how often each process runs the clean-up
     # (`avatarium gc`; 0: only when run by hand).

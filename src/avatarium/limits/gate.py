@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from avatarium.core.errors import RateLimitExceededError
@@ -81,12 +82,15 @@ class LimitGate:
         # Redis was down must be renewed there too, or a long stream loses its slot.
         self._held: dict[LimiterBackend, dict[str, set[str]]] = {}
         self._renewer: asyncio.Task[None] | None = None
+        # Told of each decision ("admitted" or the refusal's reason): the metrics count them.
+        self.on_decision: Callable[[str], None] = lambda _decision: None
 
     async def admit(self, principal: Principal) -> Admission:
         try:
             admission = await self._admit(principal, self.backend, principal.limits)
-        except RateLimitExceededError:
+        except RateLimitExceededError as refused:
             self._recovered()
+            self.on_decision(str((refused.details or {}).get("reason", "refused")))
             raise
         except Exception:
             if not self.degraded:
@@ -100,8 +104,15 @@ class LimitGate:
                 max(1, share.concurrent_requests // self.workers),
                 share.monthly_messages,
             )
-            return await self._admit(principal, self._fallback, share)
+            try:
+                admission = await self._admit(principal, self._fallback, share)
+            except RateLimitExceededError as refused:
+                self.on_decision(str((refused.details or {}).get("reason", "refused")))
+                raise
+            self.on_decision("admitted")
+            return admission
         self._recovered()
+        self.on_decision("admitted")
         return admission
 
     def _recovered(self) -> None:

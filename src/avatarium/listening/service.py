@@ -152,7 +152,7 @@ class ListeningService:
             try:
                 transcript = await candidate.provider.transcribe(utterance, words=words)
             except ProviderError as error:
-                self.health.failed("stt", candidate.name)
+                self.health.failed("stt", candidate.name, error.category.value)
                 last_error = error
                 log.warning(
                     "speech-to-text provider %s failed (%s)", candidate.name, error.category.value

@@ -21,8 +21,11 @@ class ProviderHealth:
         self._clock = clock
         self._until: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+        # Told of every failure (kind, provider, reason): the metrics count them.
+        self.on_failure: Callable[[str, str, str], None] = lambda _k, _n, _r: None
 
-    def failed(self, kind: str, name: str) -> None:
+    def failed(self, kind: str, name: str, reason: str = "unavailable") -> None:
+        self.on_failure(kind, name, reason)
         with self._lock:
             self._until[(kind, name)] = self._clock() + self._cooldown
 

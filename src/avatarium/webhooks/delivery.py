@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,6 +79,8 @@ class DeliveryHandler:
         self.sealer = sealer
         self.sender = sender
         self.schedule = schedule
+        # Told of each attempt's outcome (succeeded, retrying, failed): the metrics count them.
+        self.on_attempt: Callable[[str], None] = lambda _outcome: None
 
     async def run(self, job: RunningJob) -> None:
         event_id = str(job.payload["event_id"])
@@ -99,6 +102,7 @@ class DeliveryHandler:
         ended = self.clock.now()
 
         def logged(outcome: str) -> WebhookDelivery:
+            self.on_attempt(outcome)
             return _delivery_row(hook, event, attempt, result, outcome, ended)
 
         if result.delivered:

@@ -124,7 +124,11 @@ def bench_speech(runs: int) -> None:
 TIMING = re.compile(r"(\w+);dur=([\d.]+)")
 
 
-def bench_server(sends: int, database_url: str | None) -> None:
+def bench_server(
+    sends: int, database_url: str | None, extra_env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Per-send server overhead (p50, p99 ms) of a server process; ``extra_env`` adds
+    settings (the observability comparison turns metrics and JSON logs on)."""
     print(f"Server process, embedded defaults, {sends} non-streamed sends with speech")
     with tempfile.TemporaryDirectory() as data_dir:
         env = {
@@ -135,6 +139,7 @@ def bench_server(sends: int, database_url: str | None) -> None:
         }
         if database_url:
             env["AVATARIUM_DATABASE_URL"] = database_url
+        env.update(extra_env or {})
         port = 18765
         # An enterprise test key: 200 sends in a few minutes would exceed the free tier.
         key = json.loads(
@@ -182,6 +187,23 @@ def bench_server(sends: int, database_url: str | None) -> None:
         f"{pct(whole, 50):.0f} / {pct(whole, 99):.0f} ms  (target p50 <= 600)",
     )
     line("throughput, one client, sequential", f"{1000 / statistics.mean(whole):.2f} replies/s")
+    return pct(overhead, 50), pct(overhead, 99)
+
+
+def bench_observability(sends: int) -> None:
+    """The per-send overhead with metrics and JSON logs (an access line per request) on,
+    against off; alternated twice so drift does not pass for a difference."""
+    on = {"AVATARIUM_METRICS_TOKEN": "bench-metrics-token", "AVATARIUM_LOG_FORMAT": "json",
+          "AVATARIUM_LOG_LEVEL": "info"}  # fmt: skip
+    results: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+    for _round in range(2):
+        for name, extra in (("off", {}), ("on", on)):
+            print(f"[observability {name}] ", end="")
+            results[name].append(bench_server(sends, None, extra))
+    off50 = statistics.mean(p50 for p50, _p99 in results["off"])
+    on50 = statistics.mean(p50 for p50, _p99 in results["on"])
+    line("overhead p50, metrics and JSON logs off / on",
+         f"{off50:.2f} / {on50:.2f} ms: {on50 - off50:+.2f} ms (target within 0.3)")  # fmt: skip
 
 
 def main() -> None:
@@ -204,6 +226,7 @@ def main() -> None:
             "voice",
             "knowledge",
             "webhooks",
+            "observability",
         ),
         default=None,
     )
@@ -242,6 +265,9 @@ def main() -> None:
         from knowledge import bench_knowledge  # bench/knowledge.py: retrieval, ingestion
 
         bench_knowledge()
+        print()
+    if args.only in (None, "observability"):
+        bench_observability(args.sends)
         print()
     if args.only in (None, "webhooks"):
         from webhooks import bench_webhooks  # bench/webhooks.py: deliveries, analytics

@@ -326,6 +326,7 @@ def _server_options(settings: Settings) -> dict[str, Any]:
     return {
         "log_level": settings.log_level,
         "log_config": log_config(settings.log_level, settings.log_format),
+        "timeout_graceful_shutdown": settings.shutdown_grace_s,
         "http": guarded_protocol(settings.header_timeout_s, settings.max_header_bytes),
         "server_header": False,
     }

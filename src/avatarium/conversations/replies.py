@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Boolean, bindparam, case, false, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from avatarium.analytics.rollup import add_activity, add_latency
+from avatarium.analytics.rollup import add_activity, add_latency, day_of
 from avatarium.avatars.catalog import Avatar
 from avatarium.conversations.idempotency import Attempt
 from avatarium.conversations.models import Conversation, Message
@@ -816,12 +816,17 @@ class ReplyService:
         """The send's roll-ups and events, in the transaction that stores it."""
         principal, conversation = send.principal, send.conversation
         account_id, mode, avatar_id = principal.account_id, principal.mode, conversation.avatar_id
-        # Each message counts on the day it was stored (a send can straddle midnight).
-        for message in (user, reply):
+        # Each message counts on the day it was stored: one upsert for the pair, two when a
+        # send straddles midnight.
+        days = [[user, reply]] if day_of(user.created_at) == day_of(now) else [[user], [reply]]
+        for messages in days:
             add_activity(
-                connection, account_id, mode, message.created_at, avatar_id, messages=1,
-                ai_tokens=message.ai_tokens, tts_characters=message.tts_characters,
-                stt_ms=message.stt_ms, escalations=int(escalated and message is reply),
+                connection, account_id, mode, messages[-1].created_at, avatar_id,
+                messages=len(messages),
+                ai_tokens=sum(m.ai_tokens for m in messages),
+                tts_characters=sum(m.tts_characters for m in messages),
+                stt_ms=sum(m.stt_ms for m in messages),
+                escalations=int(escalated and reply in messages),
             )  # fmt: skip
         add_latency(connection, account_id, mode, now, reply.latency_ms or 0)
         box = self._c.events.outbox(connection, account_id, mode, now)

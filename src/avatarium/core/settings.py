@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_allow_private: bool = False
+    # SIGTERM: stop accepting connections, let in-flight requests and streams finish for up
+    # to this many seconds, then cancel what is left (a cancelled send stores nothing).
+    shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
     # GET /metrics (Prometheus): off (404) unless set; then this bearer token is required.
     metrics_token: SecretStr | None = None
     # Retention: conversations without activity for this many days are deleted with their

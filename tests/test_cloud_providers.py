@@ -225,6 +225,21 @@ async def test_ai_faults(
     assert await snapshot(cloud, key, conversation["id"]) == before
 
 
+async def test_a_provider_failure_is_logged_once_with_its_reason_and_attempts(
+    cloud: Api, fakes: dict[str, FakeServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    key = await cloud.key(mode="live")
+    conversation = await cloud.conversation(key, ai_provider="openai", tts_provider="browser")
+    fakes["openai"].state.faults.extend(["503", "503", "503"])
+    with caplog.at_level("WARNING"):
+        response = await send(cloud, key, conversation["id"])
+    assert response.status_code == 503
+    lines = [r for r in caplog.records if r.getMessage().startswith("provider failed")]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    message = lines[0].getMessage()
+    assert "kind=llm provider=openai reason=unavailable attempts=3" in message, message
+
+
 async def test_transient_failures_are_retried_to_success(
     cloud: Api, fakes: dict[str, FakeServer]
 ) -> None:

@@ -642,11 +642,10 @@ class ReplyService:
                         generation.parts.append(event.text)
                     yield event
             except ProviderError as error:
-                c.health.failed("llm", candidate.name, error.category.value)
+                c.health.failed("llm", candidate.name, error)
                 if wrote:  # text already went out: no other provider may continue it
                     raise as_api_error(error, AIProviderError) from error
                 last_error = error
-                log.warning("AI provider %s failed (%s)", candidate.name, error.category.value)
                 continue
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]
@@ -668,12 +667,9 @@ class ReplyService:
             try:
                 speech = await c.speech.synthesize(voiced.selected.provider, text, voiced.voice_id)
             except ProviderError as error:
-                c.health.failed("tts", name, error.category.value)
+                c.health.failed("tts", name, error)
                 if position == len(chain) - 1:
                     raise as_api_error(error, TTSProviderError) from error
-                log.warning(
-                    "speech provider %s failed (%s); falling back", name, error.category.value
-                )
                 continue
             c.health.succeeded("tts", name)
             send.answered_tts = name

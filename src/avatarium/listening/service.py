@@ -152,11 +152,8 @@ class ListeningService:
             try:
                 transcript = await candidate.provider.transcribe(utterance, words=words)
             except ProviderError as error:
-                self.health.failed("stt", candidate.name, error.category.value)
+                self.health.failed("stt", candidate.name, error)
                 last_error = error
-                log.warning(
-                    "speech-to-text provider %s failed (%s)", candidate.name, error.category.value
-                )
                 continue
             self.health.succeeded("stt", candidate.name)
             return Heard(

@@ -44,6 +44,7 @@ class ProviderError(Exception):
         self.provider = provider
         self.message = message
         self.retry_after = retry_after
+        self.attempts = 1  # calls made, retries included (set by the retry loop)
 
 
 def as_api_error(error: ProviderError, kind: type[E]) -> E:

@@ -3,9 +3,14 @@ provider that just failed is tried last on the following requests for a while.""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+
+from avatarium.providers.errors import ProviderError
+
+log = logging.getLogger(__name__)
 
 
 def parse_chain(value: str) -> list[str]:
@@ -24,7 +29,14 @@ class ProviderHealth:
         # Told of every failure (kind, provider, reason): the metrics count them.
         self.on_failure: Callable[[str, str, str], None] = lambda _k, _n, _r: None
 
-    def failed(self, kind: str, name: str, reason: str = "unavailable") -> None:
+    def failed(self, kind: str, name: str, error: ProviderError) -> None:
+        """Record a failure (after the provider's own retries): the one log line it gets,
+        with the request id the log configuration adds, and the metrics."""
+        reason = error.category.value
+        log.warning(
+            "provider failed: kind=%s provider=%s reason=%s attempts=%d: %s",
+            kind, name, reason, error.attempts, error.message,
+        )  # fmt: skip
         self.on_failure(kind, name, reason)
         with self._lock:
             self._until[(kind, name)] = self._clock() + self._cooldown

@@ -159,6 +159,7 @@ async def open_response(
             error = status_failure(provider, response, body, classify)
         attempt += 1
         if attempt > policy.max_retries or not is_retryable(error, status):
+            error.attempts = attempt
             raise error
         await sleep(policy.delay(attempt, error.retry_after))
 

@@ -70,3 +70,47 @@ def test_sigterm_lets_a_streamed_reply_finish(tmp_path: Path) -> None:
         c=conversation["id"],
     )
     assert [row[0] for row in roles][-2:] == ["user", "assistant"]
+
+
+def test_sigterm_lets_a_websocket_turn_finish_then_closes_with_1012(tmp_path: Path) -> None:
+    import websockets.sync.client as ws_client
+    from websockets.exceptions import ConnectionClosed
+
+    env = {**os.environ, "AVATARIUM_DATA_DIR": str(tmp_path), "AVATARIUM_LOG_LEVEL": "warning",
+           "AVATARIUM_LOCAL_MAX_TOKENS": "96", "AVATARIUM_SHUTDOWN_GRACE_S": "30"}  # fmt: skip
+    env.pop("AVATARIUM_DATABASE_URL", None)
+    env.pop("AVATARIUM_REDIS_URL", None)
+    key = json.loads(
+        cli(env, "keys", "create", "--account", "sockets", "--tier", "enterprise", "--json")
+    )["key"]
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{base}/health/live").status_code == 200, 60, "the server")
+        conversation = httpx.post(
+            f"{base}/v1/conversations", headers={"Authorization": f"Bearer {key}"},
+            json={"avatar_id": "aria-001"},
+        ).json()  # fmt: skip
+        url = f"ws://127.0.0.1:{port}/v1/conversations/{conversation['id']}/ws"
+        kinds: list[str] = []
+        with ws_client.connect(
+            url, additional_headers={"Authorization": f"Bearer {key}"}, open_timeout=10
+        ) as socket:
+            assert json.loads(socket.recv(timeout=10))["type"] == "ready"
+            socket.send(json.dumps({"type": "message", "content": "Tell me about the sea."}))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    frame = json.loads(socket.recv(timeout=30))
+                    kinds.append(frame["type"])
+                    if len(kinds) == 1:
+                        process.send_signal(signal.SIGTERM)  # mid-turn
+        assert "done" in kinds and "error" not in kinds, sorted(set(kinds))
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -321,12 +321,13 @@ def _server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn options: the guarded HTTP protocol (slow or huge request heads are cut off)
     and no ``Server`` banner naming the software to attackers."""
     from avatarium.core.logs import log_config
-    from avatarium.server_protocol import guarded_protocol
+    from avatarium.server_protocol import graceful_websockets, guarded_protocol
 
     return {
         "log_level": settings.log_level,
         "log_config": log_config(settings.log_level, settings.log_format),
         "timeout_graceful_shutdown": settings.shutdown_grace_s,
+        "ws": graceful_websockets(settings.shutdown_grace_s),
         "http": guarded_protocol(settings.header_timeout_s, settings.max_header_bytes),
         "server_header": False,
     }

@@ -17,13 +17,16 @@ in one step of its task are joined into one (flushed at the next turn of the eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from avatarium.core.errors import RequestTooLargeError
 from avatarium.core.ids import new_id
+from avatarium.core.shutdown import TURN_STATE
 from avatarium.core.wire import wire_bytes
 
 FLUSH_AT = 65_536  # uvicorn's high-water mark: larger writes go out at once
@@ -186,3 +189,46 @@ def guarded_protocol(header_timeout_s: float, max_header_bytes: int) -> Any:
         header_timeout_s=header_timeout_s,
         max_header_bytes=max_header_bytes,
     )
+
+
+class GracefulWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, except that on shutdown a socket in the middle of a turn
+    (a reply being written and spoken) is closed with 1012 once the turn is over, or after
+    ``grace_s`` at the latest, rather than at once. New turns are refused meanwhile (the
+    socket handler sees ``closing``)."""
+
+    def __init__(self, *args: Any, grace_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._grace_s = grace_s
+        self._turn_state: dict[str, Any] = {}
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the app's task starts at the next turn of the loop
+            scope[TURN_STATE] = self._turn_state
+
+    def shutdown(self) -> None:
+        self._turn_state["closing"] = True
+        idle = self._turn_state.get("idle")
+        busy = isinstance(idle, asyncio.Event) and not idle.is_set()
+        if (
+            isinstance(idle, asyncio.Event)
+            and busy
+            and self.handshake_complete
+            and not self.close_sent
+        ):
+            self.loop.create_task(self._close_when_idle(idle))
+            return
+        super().shutdown()
+
+    async def _close_when_idle(self, idle: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(idle.wait(), self._grace_s)
+        if not self.transport.is_closing():
+            super().shutdown()
+
+
+def graceful_websockets(grace_s: float) -> Any:
+    """The WebSocket protocol factory to hand uvicorn (``ws=``); picklable for workers."""
+    return functools.partial(GracefulWebSocketProtocol, grace_s=grace_s)

@@ -38,7 +38,9 @@ from avatarium.core.errors import (
     MissingApiKeyError,
     MissingParameterError,
     PermissionDeniedError,
+    ServiceUnavailableError,
 )
+from avatarium.core.shutdown import TURN_STATE
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.listening.service import Heard
@@ -84,6 +86,13 @@ class ConversationSocket:
         # The last reply's audio, as the client plays it: barge-in until it has played.
         self._reply_id: str | None = None
         self._playing_until = 0.0
+        # Shared with the server's protocol: a socket mid-turn is closed (1012) only once
+        # the turn is over when the server shuts down (server_protocol.py).
+        shared = websocket.scope.get(TURN_STATE)  # an empty dict until this socket fills it
+        self._lifecycle: dict[str, Any] = shared if isinstance(shared, dict) else {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._lifecycle["idle"] = self._idle
 
     @property
     def app_state(self) -> AppState:
@@ -258,14 +267,30 @@ class ConversationSocket:
                         "A reply is still being written; wait for it or send cancel.",
                         details={"reason": "turn_in_progress"},
                     )
+                self._refuse_while_closing()
                 self._cancel_requested = False
+                self._idle.clear()
                 self._turn = asyncio.ensure_future(
                     self._run_turn(fields["content"], fields.get("tts", True))
                 )
         except AvatariumError as error:
             await self.send_error(error)
 
+    def _refuse_while_closing(self) -> None:
+        if self._lifecycle.get("closing"):
+            raise ServiceUnavailableError(
+                "The server is restarting; reconnect and send again.",
+                details={"reason": "shutting_down"},
+            )
+
     async def _run_turn(self, content: str | Hearing, want_speech: bool) -> None:
+        self._idle.clear()
+        try:
+            await self._turn_body(content, want_speech)
+        finally:
+            self._idle.set()
+
+    async def _turn_body(self, content: str | Hearing, want_speech: bool) -> None:
         state = self._state
         admission = None
         self._prepared, self._interrupt_pending = None, False

@@ -21,15 +21,15 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.e2e
 
 
-def test_sigterm_lets_a_streamed_reply_finish(tmp_path: Path) -> None:
+def start_server(tmp_path: Path, account: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A server process with a slow-enough embedded model, its base URL and a key."""
     env = {**os.environ, "AVATARIUM_DATA_DIR": str(tmp_path), "AVATARIUM_LOG_LEVEL": "warning",
            "AVATARIUM_LOCAL_MAX_TOKENS": "96", "AVATARIUM_SHUTDOWN_GRACE_S": "30"}  # fmt: skip
     env.pop("AVATARIUM_DATABASE_URL", None)
     env.pop("AVATARIUM_REDIS_URL", None)
     key = json.loads(
-        cli(env, "keys", "create", "--account", "shutdown", "--tier", "enterprise", "--json")
+        cli(env, "keys", "create", "--account", account, "--tier", "enterprise", "--json")
     )["key"]
-    auth = {"Authorization": f"Bearer {key}"}
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
@@ -38,6 +38,16 @@ def test_sigterm_lets_a_streamed_reply_finish(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(f"{base}/health/live").status_code == 200, 60, "the server")
+    except BaseException:
+        process.kill()
+        raise
+    return process, base, key
+
+
+def test_sigterm_lets_a_streamed_reply_finish(tmp_path: Path) -> None:
+    process, base, key = start_server(tmp_path, "shutdown")
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
         conversation = httpx.post(
             f"{base}/v1/conversations", headers=auth, json={"avatar_id": "aria-001"}
         ).json()
@@ -76,21 +86,9 @@ def test_sigterm_lets_a_websocket_turn_finish_then_closes_with_1012(tmp_path: Pa
     import websockets.sync.client as ws_client
     from websockets.exceptions import ConnectionClosed
 
-    env = {**os.environ, "AVATARIUM_DATA_DIR": str(tmp_path), "AVATARIUM_LOG_LEVEL": "warning",
-           "AVATARIUM_LOCAL_MAX_TOKENS": "96", "AVATARIUM_SHUTDOWN_GRACE_S": "30"}  # fmt: skip
-    env.pop("AVATARIUM_DATABASE_URL", None)
-    env.pop("AVATARIUM_REDIS_URL", None)
-    key = json.loads(
-        cli(env, "keys", "create", "--account", "sockets", "--tier", "enterprise", "--json")
-    )["key"]
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "avatarium.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    process, base, key = start_server(tmp_path, "sockets")
+    port = base.rsplit(":", 1)[1]
     try:
-        wait_until(lambda: httpx.get(f"{base}/health/live").status_code == 200, 60, "the server")
         conversation = httpx.post(
             f"{base}/v1/conversations", headers={"Authorization": f"Bearer {key}"},
             json={"avatar_id": "aria-001"},

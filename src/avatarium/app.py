@@ -50,7 +50,6 @@ from avatarium.knowledge.service import KnowledgeService
 from avatarium.limits.base import RequestGate
 from avatarium.limits.gate import LimitGate
 from avatarium.limits.memory import MemoryBackend
-from avatarium.limits.redis import RedisBackend
 from avatarium.listening import router as listening_router
 from avatarium.listening.service import ListeningService
 from avatarium.listening.vad import shared_model as shared_vad_model
@@ -78,6 +77,16 @@ def default_gate(settings: Settings) -> LimitGate:
     """Redis-backed limits when ``AVATARIUM_REDIS_URL`` is set, in-process otherwise."""
     ttl = settings.limiter_lease_ttl_s
     if settings.redis_url:
+        # The Redis client is an optional extra (avatarium[redis]): say so when it is missing.
+        try:
+            import redis  # noqa: F401
+        except ImportError as missing:
+            raise RuntimeError(
+                "AVATARIUM_REDIS_URL is set but the Redis client is not installed: "
+                "pip install 'avatarium[redis]'"
+            ) from missing
+        from avatarium.limits.redis import RedisBackend
+
         return LimitGate(
             RedisBackend(settings.redis_url), workers=settings.workers, lease_ttl_s=ttl
         )

@@ -322,36 +322,29 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def _fresh_postgres() -> str:
+def _admin(sql: str) -> None:
+    """One statement on the PostgreSQL server's maintenance connection."""
     import asyncpg
 
-    name = f"avatarium_bench_{os.getpid()}"
-
-    async def create() -> None:
+    async def run() -> None:
         admin = await asyncpg.connect(PG_URL, timeout=5)
         try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            await admin.execute(sql)
         finally:
             await admin.close()
 
-    asyncio.run(create())
+    asyncio.run(run())
+
+
+def _fresh_postgres() -> str:
+    name = f"avatarium_bench_{os.getpid()}"
+    _admin(f'CREATE DATABASE "{name}"')
     base = PG_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{name}"
 
 
 def _drop_postgres(url: str) -> None:
-    import asyncpg
-
-    name = url.rsplit("/", 1)[1]
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(PG_URL, timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    asyncio.run(drop())
+    _admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def bench_webhooks() -> None:

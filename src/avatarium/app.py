@@ -124,29 +124,25 @@ def build_state(
     knowledge.on_enqueued = jobs.wake
     # Webhook deliveries run on their own runner: a slow receiver must not hold up documents,
     # and many deliveries wait on the network at once.
+    webhook_sender = WebhookSender(
+        timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private
+    )
+    delivery_handler = DeliveryHandler(
+        db, clock, sealer, webhook_sender,
+        RetrySchedule(
+            settings.webhook_retry_base_s, settings.webhook_retry_max_s,
+            settings.webhook_retry_window_s,
+        ),
+    )  # fmt: skip
     deliveries = JobRunner(
         JobQueue(db, clock, lease_s=settings.job_lease_s),
-        {
-            DELIVER_JOB: DeliveryHandler(
-                db, clock, sealer,
-                WebhookSender(
-                    timeout_s=settings.webhook_timeout_s,
-                    allow_private=settings.webhook_allow_private,
-                ),
-                RetrySchedule(
-                    settings.webhook_retry_base_s, settings.webhook_retry_max_s,
-                    settings.webhook_retry_window_s,
-                ),
-            )
-        },
+        {DELIVER_JOB: delivery_handler},
         poll_s=settings.job_poll_s,
         concurrency=settings.webhook_concurrency,
         name="webhooks",
-    )  # fmt: skip
+    )
     events.on_recorded = deliveries.wake
     metrics = Metrics()
-    delivery_handler = deliveries.handlers[DELIVER_JOB]
-    assert isinstance(delivery_handler, DeliveryHandler)
     delivery_handler.on_attempt = lambda outcome: metrics.webhook_deliveries.labels(outcome).inc()
     speech = SpeechService(audio, signer, clock, settings.audio_url_ttl_s)
     idempotency = IdempotencyStore(
@@ -200,6 +196,7 @@ def build_state(
             db, clock, sealer, events, allow_private=settings.webhook_allow_private
         ),
         deliveries=deliveries,
+        webhook_sender=webhook_sender,
         events=events,
         analytics=AnalyticsService(db, clock, avatar_service),
         metrics=metrics,
@@ -245,12 +242,6 @@ async def metrics_page(request: Request) -> Response:
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def delivery_sender(state: AppState) -> WebhookSender:
-    handler = state.deliveries.handlers[DELIVER_JOB]
-    assert isinstance(handler, DeliveryHandler)
-    return handler.sender
-
-
 def create_app(
     settings: Settings,
     *,
@@ -288,7 +279,7 @@ def create_app(
                 gc_task.cancel()
             await state.deliveries.aclose()
             await state.jobs.aclose()
-            await delivery_sender(state).aclose()
+            await state.webhook_sender.aclose()
             await state.gate.aclose()
             await state.providers.aclose()
             await state.conversations.byok.aclose()

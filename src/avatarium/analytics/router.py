@@ -50,10 +50,6 @@ def parse_moment(params: Mapping[str, str], name: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _day_floor(moment: datetime) -> date:
-    return moment.date()
-
-
 def _day_ceil(moment: datetime) -> date:
     midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return moment.date() if moment == midnight else moment.date() + timedelta(days=1)
@@ -72,7 +68,7 @@ def parse_days(params: Mapping[str, str], today: date) -> DayRange:
         last = today + timedelta(days=1)
         return DayRange(last - timedelta(days=PERIODS[period or "30d"]), last)
     last = _day_ceil(end) if end is not None else today + timedelta(days=1)
-    first = _day_floor(start) if start is not None else last - timedelta(days=30)
+    first = start.date() if start is not None else last - timedelta(days=30)
     if first >= last:
         raise InvalidParameterError("end", "out_of_range", "end must be after start.")
     if (last - first).days > MAX_DAYS:

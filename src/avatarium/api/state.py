@@ -28,6 +28,7 @@ from avatarium.storage.audio import AudioStore
 from avatarium.storage.db import Database
 from avatarium.usage.ledger import UsageLedger
 from avatarium.webhooks.events import EventLog
+from avatarium.webhooks.sender import WebhookSender
 from avatarium.webhooks.service import WebhookService
 
 
@@ -55,6 +56,7 @@ class AppState:
     jobs: JobRunner
     webhooks: WebhookService
     deliveries: JobRunner
+    webhook_sender: WebhookSender
     events: EventLog
     analytics: AnalyticsService
     gc: GarbageCollector

@@ -10,22 +10,18 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from avatarium.core.log_redaction import redact
+from avatarium.core.log_redaction import RedactingFilter
 from avatarium.core.request_id import current_request_id
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-class ContextFilter(logging.Filter):
+class ContextFilter(RedactingFilter):
     """Adds ``request_id`` (``-`` outside a request) and masks URL credentials."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id() or "-"
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        return True
+        return super().filter(record)
 
 
 class JsonFormatter(logging.Formatter):

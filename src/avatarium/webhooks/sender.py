@@ -80,11 +80,9 @@ class WebhookSender:
             ) as response:
                 await response.content.read(4_096)  # a little of the answer; the rest unread
                 status = response.status
-        except TargetRefusedError as refused:
+        except TargetRefusedError as refused:  # from the check above or from the resolver
             return result(None, f"refused: {refused}")
         except aiohttp.ClientConnectorError as error:
-            if isinstance(error.os_error, TargetRefusedError):  # pragma: no cover - by version
-                return result(None, f"refused: {error.os_error}")
             return result(None, f"connection failed: {error.os_error or error}")
         except TimeoutError:
             return result(None, f"timed out after {self.timeout_s:g} s")

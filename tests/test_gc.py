@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,22 +17,28 @@ from avatarium.conversations.models import Conversation, IdempotentResponse
 from avatarium.maintenance.gc import GarbageCollector
 from avatarium.usage.models import QuotaReservation
 from tests.conftest import postgres_database, start_api
+from tests.s3_server import S3Server
 from tests.support import Api, OffsetClock
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "sqlite+s3"])
 async def own(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Api]:
-    """An app on a database of its own: these tests make every conversation old."""
+    """An app on a database of its own: these tests make every conversation old. The third
+    keeps its audio in the S3-compatible store."""
     data_dir = tmp_path_factory.mktemp(f"gc-{request.param}")
     if request.param == "postgresql":
         async with postgres_database() as url:
             async for api in start_api(request.param, data_dir, url, gc_interval_s=0):
                 yield api
-    else:
-        async for api in start_api(request.param, data_dir, None, gc_interval_s=0):
-            yield api
+        return
+    extra: dict[str, object] = {}
+    if request.param == "sqlite+s3":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        extra = s3.settings(s3.new_bucket())
+    async for api in start_api(request.param, data_dir, None, gc_interval_s=0, **extra):
+        yield api
 
 
 def collector(api: Api, days_later: float, retention_days: int | None) -> GarbageCollector:
@@ -65,7 +70,7 @@ async def test_old_conversations_and_their_audio_go_live_ones_stay(own: Api) -> 
         json={"content": "Hello!"},
     )  # fmt: skip
     assert sent.status_code == 200 and sent.json()["audio"] is not None
-    files_before = api.audio_files()
+    files_before = await api.stored_audio()
     assert files_before
     # Without retention nothing of a conversation goes, however old.
     assert (await collector(api, 400, None).run()).conversations == 0
@@ -74,7 +79,7 @@ async def test_old_conversations_and_their_audio_go_live_ones_stay(own: Api) -> 
     assert report.conversations >= 1 and report.audio_files >= len(files_before)
     gone = await api.client.get(f"/v1/conversations/{old['id']}", headers=api.auth(key))
     assert gone.status_code == 404
-    assert api.audio_files() == set()
+    assert await api.stored_audio() == set()
     fresh = await api.conversation(key)
     again = await collector(api, 0, 30).run()
     assert again.conversations == 0  # a fresh conversation stays
@@ -107,24 +112,33 @@ async def test_expired_claims_and_orphaned_audio_go(own: Api) -> None:
         )  # fmt: skip
 
     await api.state.db.write_core(seed)
-    audio_dir = api.state.settings.data_dir / "audio"
-    orphan, recent = (
-        audio_dir / "aud_orphan0000000000000.mp3",
-        audio_dir / "aud_recent000000000000.mp3",
-    )
-    orphan.write_bytes(b"ID3")
-    recent.write_bytes(b"ID3")
-    two_hours_ago = time.time() - 7_200
-    os.utime(orphan, (two_hours_ago, two_hours_ago))
     report = await collector(api, 0, None).run()
     assert report.reservations == 1 and report.idempotency_records == 1
-    assert report.audio_files == 1
-    assert not orphan.exists() and recent.exists()  # a fresh file may await its row
     ids = await api.state.db.read_core(
         lambda c: set(c.execute(select(QuotaReservation.id)).scalars())
     )
     assert "res_live" in ids and "res_expired" not in ids
-    recent.unlink()
+
+
+async def test_audio_no_row_points_at_goes_after_an_hour(own: Api) -> None:
+    api = own
+    key = await api.key()
+    conversation = await api.conversation(key)
+    sent = await api.client.post(
+        f"/v1/conversations/{conversation['id']}/messages", headers=api.auth(key),
+        json={"content": "Hello!"},
+    )  # fmt: skip
+    assert sent.status_code == 200 and sent.json()["audio"] is not None
+    live = await api.stored_audio()
+    orphan = "aud_orphan0000000000000.mp3"  # a reply that crashed before its row committed
+    await api.state.audio.put(orphan, b"ID3")
+    # Fresh, it may still await its row: it stays.
+    assert (await collector(api, 0, None).run()).audio_files == 0
+    assert orphan in await api.stored_audio()
+    # Two hours on, nothing points at it: it goes; every clip a row points at stays.
+    report = await collector(api, 2 / 24, None).run()
+    assert report.audio_files == 1
+    assert await api.stored_audio() == live
 
 
 async def test_two_collectors_at_once_delete_each_thing_once(own: Api) -> None:

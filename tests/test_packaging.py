@@ -48,16 +48,19 @@ def test_container_files_name_real_settings_commands_and_paths() -> None:
     assert "docker compose up" in docs and "Dockerfile" in docs
 
 
-def test_postgres_and_redis_are_optional_extras() -> None:
+def test_postgres_redis_and_s3_are_optional_extras() -> None:
     import subprocess
     import sys
 
     requires = importlib.metadata.requires("avatarium") or []
-    for package, extra in (("asyncpg", "postgres"), ("redis", "redis")):
-        lines = [r for r in requires if r.startswith(package)]
+    for package, extra in (("asyncpg", "postgres"), ("redis", "redis"), ("boto3", "s3")):
+        lines = [r for r in requires if re.match(rf"{package}\b(?!-)", r)]
         assert lines and all(f'extra == "{extra}"' in r for r in lines), lines
     # The embedded setup imports neither.
-    probe = "import sys, avatarium.app; print('redis' in sys.modules, 'asyncpg' in sys.modules)"
+    probe = (
+        "import sys, avatarium.app; "
+        "print(*(m in sys.modules for m in ('redis', 'asyncpg', 'boto3', 'botocore')))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
-    assert ".[postgres,redis]" in (ROOT / "Dockerfile").read_text()
+    assert out.stdout.split() == ["False"] * 4
+    assert ".[postgres,redis,s3]" in (ROOT / "Dockerfile").read_text()

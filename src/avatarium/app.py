@@ -59,7 +59,7 @@ from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import EMBEDDED_AI, EMBEDDED_STT, ProviderRegistry
 from avatarium.speech import router as speech_router
 from avatarium.speech.service import SpeechService
-from avatarium.storage.audio import LocalAudioStore
+from avatarium.storage.audio import AudioStore, LocalAudioStore
 from avatarium.storage.db import Database
 from avatarium.usage import router as usage_router
 from avatarium.usage.ledger import UsageLedger
@@ -93,6 +93,30 @@ def default_gate(settings: Settings) -> LimitGate:
     return LimitGate(MemoryBackend(), lease_ttl_s=ttl)
 
 
+def build_audio_store(settings: Settings) -> AudioStore:
+    """The data directory's audio folder, or the S3-compatible store the settings name."""
+    if not settings.audio_store:
+        return LocalAudioStore(settings.data_dir / "audio")
+    try:
+        import boto3  # noqa: F401
+    except ImportError as missing:
+        raise RuntimeError(
+            "AVATARIUM_AUDIO_STORE names an S3 store but the S3 client is not installed: "
+            "pip install 'avatarium[s3]'"
+        ) from missing
+    from avatarium.storage.s3 import S3AudioStore, S3Location, S3Options, make_client
+
+    secret = settings.s3_secret_access_key
+    options = S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret else None,
+        addressing_style=settings.s3_addressing_style,
+    )
+    return S3AudioStore(S3Location.parse(settings.audio_store), make_client(options))
+
+
 def build_state(
     settings: Settings,
     *,
@@ -106,7 +130,7 @@ def build_state(
     secret = load_or_create_secret(secret_value, settings.data_dir)
     signer = Signer(secret)
     db = Database(settings.resolved_database_url())
-    audio = LocalAudioStore(settings.data_dir / "audio")
+    audio = build_audio_store(settings)
     avatars = AvatarCatalog(settings.avatars_file)
     providers = providers or ProviderRegistry(settings)
     events = EventLog()

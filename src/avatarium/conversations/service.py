@@ -407,8 +407,9 @@ class ConversationService:
             return found
 
         keys = await self.db.write(work)
-        for key in keys:  # after the commit: a failed delete must not leave rows without audio
-            await self.speech.store.delete(key)
+        # After the commit: a failed delete must not leave rows without audio (gc takes what
+        # is left behind).
+        await self.speech.store.delete_many(keys)
         return {"id": conversation_id, "object": "conversation", "deleted": True}
 
     async def list_messages(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     history_max_messages: int = Field(default=100, ge=0, le=10_000)
 
     audio_url_ttl_s: int = Field(default=86_400, ge=60)
+    # Where MP3s live: empty for the data directory, or s3://bucket/prefix for any
+    # S3-compatible store shared by every host. Unset credentials fall back to the usual AWS
+    # chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, an instance role).
+    audio_store: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
     idle_after_s: int = Field(default=1_800, ge=1)
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
     limiter_lease_ttl_s: float = Field(default=30.0, gt=0)
@@ -138,6 +147,16 @@ class Settings(BaseSettings):
     gc_interval_s: float = Field(default=3_600.0, ge=0)
     # Set by `avatarium serve --workers N` for its workers: a degraded limiter divides by it.
     workers: int = Field(default=1, ge=1)
+
+    @field_validator("audio_store")
+    @classmethod
+    def _audio_store_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith("s3://"):
+            raise ValueError("must be empty (the data directory) or s3://bucket/prefix")
+        if value == "s3://" or value.startswith("s3:///"):
+            raise ValueError("names no bucket (s3://bucket/prefix)")
+        return value
 
     def cors_origin_list(self) -> list[str]:
         """The configured CORS origins, without blanks or trailing slashes."""

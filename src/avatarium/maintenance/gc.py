@@ -151,8 +151,7 @@ class GarbageCollector:
                 return len(deleted), keys
 
             count, keys = await self.db.write_core(batch)
-            for key in keys:  # after the commit: a row never points at a missing file
-                await self.store.delete(key)
+            await self.store.delete_many(keys)  # after the commit: no row points at nothing
             conversations += count
             files += len(keys)
             if count == 0:
@@ -179,8 +178,7 @@ class GarbageCollector:
                 return {str(clip_id) for clip_id in found.scalars()}
 
             kept = await self.db.read_core(referenced)
-            for clip_id in ids:
-                if clip_id not in kept:
-                    await self.store.delete(clip_id + AUDIO_SUFFIX)
-                    removed += 1
+            orphans = [clip_id + AUDIO_SUFFIX for clip_id in ids if clip_id not in kept]
+            await self.store.delete_many(orphans)
+            removed += len(orphans)
         return removed

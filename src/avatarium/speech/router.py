@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
@@ -112,11 +112,14 @@ async def download_audio(call: Call) -> Response:
         if caller is not None and (caller.account_id, caller.mode) != (clip.account_id, clip.mode):
             raise missing  # a key from elsewhere must not learn that the clip exists
         storage_key = clip.storage_key
-    data = await state.speech.store.get(storage_key)
-    if data is None:
+    blob = await state.speech.store.open(storage_key)
+    if blob is None:
         raise missing
-    return Response(
-        data, media_type="audio/mpeg", headers={"Cache-Control": "private, max-age=3600"}
+    # Streamed: a clip in an object store is passed on as it arrives, never held whole.
+    return StreamingResponse(
+        blob.chunks,
+        media_type="audio/mpeg",
+        headers={"Cache-Control": "private, max-age=3600", "Content-Length": str(blob.size)},
     )
 
 

@@ -1,15 +1,27 @@
 """Where MP3 bytes live: a small interface, with a local-directory implementation.
 
-An object store can slot in later by implementing :class:`AudioStore`.
+The S3-compatible store (:mod:`avatarium.storage.s3`) is the other implementation, for
+deployments of several hosts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+READ_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass
+class AudioBlob:
+    """A stored clip being read: its size, then its bytes chunk by chunk."""
+
+    size: int
+    chunks: AsyncIterator[bytes]
 
 
 class AudioStore(Protocol):
@@ -23,8 +35,16 @@ class AudioStore(Protocol):
         """The bytes under ``key``, or ``None`` when absent."""
         ...
 
+    async def open(self, key: str) -> AudioBlob | None:
+        """The blob under ``key`` to stream, or ``None`` when absent."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove ``key``; absent keys are fine."""
+        ...
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove every key in ``keys`` (in as few calls as the store allows)."""
         ...
 
     async def ping(self) -> bool:
@@ -71,8 +91,32 @@ class LocalAudioStore:
         except FileNotFoundError:
             return None
 
+    async def open(self, key: str) -> AudioBlob | None:
+        path = self._path(key)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            return None
+        size = os.fstat(handle.fileno()).st_size
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                if size <= INLINE_WRITE_BYTES:  # one read from the page cache: no thread hop
+                    yield handle.read()
+                    return
+                while chunk := await asyncio.to_thread(handle.read, READ_CHUNK_BYTES):
+                    yield chunk
+            finally:
+                handle.close()
+
+        return AudioBlob(size=size, chunks=chunks())
+
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    async def delete_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            await self.delete(key)
 
     async def ping(self) -> bool:
         """The directory is there and writable (a full or read-only disk fails a send)."""

@@ -227,6 +227,7 @@ def main() -> None:
             "knowledge",
             "webhooks",
             "observability",
+            "multihost",
         ),
         default=None,
     )
@@ -273,6 +274,11 @@ def main() -> None:
         from webhooks import bench_webhooks  # bench/webhooks.py: deliveries, analytics
 
         bench_webhooks()
+        print()
+    if args.only in (None, "multihost"):
+        from multihost import bench_multihost  # bench/multihost.py: PostgreSQL, Redis, S3
+
+        bench_multihost()
         print()
     if args.only in (None, "limits"):
         from limits import main as bench_limits  # bench/limits.py: Redis, workers, wrk

@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 
 from common import cli, instant_env, pct, serve, unlimited_key  # noqa: E402
 from instant_fake import InstantFake  # noqa: E402
-
 from tests.conftest import create_postgres_database, drop_postgres_database  # noqa: E402
 from tests.s3_server import start_s3_server  # noqa: E402
 
@@ -111,8 +110,7 @@ def bench_multihost(sends: int = 400, clients: int = 16) -> None:
                     f"{rate:.1f}/s, {pct(latencies, 50):.0f} / {pct(latencies, 99):.0f} ms"
                 )
             print(
-                f"  {'two hosts against one (same 2-core machine)':<52} "
-                f"{rates[2] / rates[1]:.2f}x"
+                f"  {'two hosts against one (same 2-core machine)':<52} {rates[2] / rates[1]:.2f}x"
             )
         finally:
             for process in processes:

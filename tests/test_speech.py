@@ -6,7 +6,7 @@ import pytest
 
 from avatarium.providers.tts.espeak import ESPEAK_VOICES, EspeakProvider
 from avatarium.speech.mp3 import mp3_duration_ms
-from avatarium.speech.visemes import VISEMES, viseme_for
+from avatarium.speech.visemes import VISEMES, viseme_for, words_from
 from tests.support import Api, assert_error
 
 
@@ -115,3 +115,18 @@ async def test_avatars(api: Api) -> None:
     assert svg.status_code == 200 and b"<svg" in svg.content
     personalities = {a["personality"] for a in listed["data"]}
     assert len(personalities) == len(ids)  # distinct characters
+
+
+def test_word_timings_name_whole_words_in_order_despite_espeak_positions() -> None:
+    text = "I'm here for a while now, I've said."
+    # What eSpeak reported for such a text: "I'm" as one letter, and after "for" a position
+    # inside it for "a" (and no event for "while").
+    events = [(0, 1, 1), (300, 5, 4), (600, 10, 3), (800, 11, 3), (1100, 22, 3), (1500, 27, 1),
+              (1800, 32, 4)]  # fmt: skip
+    words = words_from(text, events)
+    assert [w["text"] for w in words] == ["I'm", "here", "for", "a", "now", "I've", "said"]
+    position = 0
+    for word in words:  # in the text's order, each found after the one before
+        found = text.find(word["text"], position)
+        assert found >= 0, word
+        position = found + len(word["text"])

@@ -6,6 +6,7 @@ ou) that avatar rigs (Oculus/ARKit-style blend shapes) understand.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 VISEMES = ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou")
@@ -82,11 +83,32 @@ def visemes_from(phonemes: list[tuple[int, str]], total_ms: int) -> list[dict[st
     return spans
 
 
+# A word of the text: letters and digits, with apostrophes inside (I'm, don't).
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+
+
 def words_from(text: str, words: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
-    """``{time_ms, text}`` per word; eSpeak gives 1-based character positions."""
+    """``{time_ms, text}`` per word, in order; eSpeak gives 1-based character positions.
+
+    eSpeak's positions are not always exact: it reports "I'm" as "I", and after some word
+    pairs ("for a while") a position inside the previous word. So each event is matched to
+    the next word of the text that it overlaps or directly precedes, and named by that whole
+    word; an event that matches none keeps the characters it points at.
+    """
+    spans = [(m.start(), m.end()) for m in _WORD.finditer(text)]
     result: list[dict[str, Any]] = []
+    following = 0  # the first word of the text not yet named
     for time_ms, position, length in words:
-        piece = text[position - 1 : position - 1 + length].strip()
+        start = position - 1
+        index = following
+        while index < len(spans) and spans[index][1] <= start:
+            index += 1
+        if index < len(spans) and spans[index][0] <= start + length:
+            first, last = spans[index]
+            result.append({"time_ms": time_ms, "text": text[first:last]})
+            following = index + 1
+            continue
+        piece = text[start : start + length].strip()
         if piece:
             result.append({"time_ms": time_ms, "text": piece})
     return result

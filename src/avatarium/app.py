@@ -24,6 +24,8 @@ from avatarium.api import health
 from avatarium.api.cors import cors_middleware
 from avatarium.api.endpoint import bearer_token
 from avatarium.api.errors import handle_avatarium_error, handle_http_exception
+from avatarium.api.operation import Doc, documented
+from avatarium.api.reference import docs_page, openapi_json
 from avatarium.api.request_context import RequestContextMiddleware
 from avatarium.api.security_headers import SecurityHeaders
 from avatarium.api.state import AppState
@@ -36,7 +38,7 @@ from avatarium.conversations.idempotency import IdempotencyStore
 from avatarium.conversations.service import ConversationService
 from avatarium.core import log_redaction
 from avatarium.core.clock import Clock, SystemClock
-from avatarium.core.errors import AvatariumError, InvalidApiKeyError
+from avatarium.core.errors import AvatariumError, InvalidApiKeyError, NotFoundError
 from avatarium.core.secrets import Sealer, Signer, load_or_create_secret
 from avatarium.core.settings import Settings
 from avatarium.jobs.queue import JobQueue
@@ -233,11 +235,26 @@ def build_state(
     )  # fmt: skip
 
 
+@documented(Doc("The demo page: pick an avatar and talk to it", tag="pages",
+                alternatives={"text/html": {"type": "string"}}))  # fmt: skip
 async def web_page(_request: Request) -> Response:
     """The demo page: pick an avatar and talk to it (static HTML, CSS and ES modules)."""
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@documented(
+    Doc(
+        "The avatar alone, for an iframe (docs/voice.md)",
+        tag="pages",
+        alternatives={"text/html": {"type": "string"}},
+        responses={
+            "404": {
+                "description": "No such avatar",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+)
 async def embed_page(request: Request) -> Response:
     """The avatar alone, for an iframe: the voice-mode postMessage protocol (docs/voice.md)."""
     state = request.app.state.avatarium
@@ -247,11 +264,21 @@ async def embed_page(request: Request) -> Response:
     return FileResponse(WEB_DIR / "embed.html", headers={"Cache-Control": "no-cache"})
 
 
+@documented(Doc("Analytics and webhook deliveries of a key's account, in the browser",
+                tag="pages", alternatives={"text/html": {"type": "string"}}))  # fmt: skip
 async def dashboard_page(_request: Request) -> Response:
     """Analytics and webhook deliveries for a key's account and mode, drawn in the browser."""
     return FileResponse(WEB_DIR / "dashboard.html", headers={"Cache-Control": "no-cache"})
 
 
+@documented(
+    Doc(
+        "Prometheus metrics (with the bearer token AVATARIUM_METRICS_TOKEN; 404 when unset)",
+        tag="operations",
+        alternatives={"text/plain": {"type": "string"}},
+        errors=[InvalidApiKeyError, NotFoundError],
+    )
+)
 async def metrics_page(request: Request) -> Response:
     """Prometheus metrics: 404 unless ``AVATARIUM_METRICS_TOKEN`` is set; then only with
     that bearer token (else 401 ``invalid_api_key``)."""
@@ -322,6 +349,8 @@ def create_app(
             *listening_router.routes,
             *webhooks_router.routes,
             *analytics_router.routes,
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/docs", docs_page, methods=["GET"]),
             Route("/", web_page, methods=["GET"]),
             Route("/dashboard", dashboard_page, methods=["GET"]),
             Route("/metrics", metrics_page, methods=["GET"]),

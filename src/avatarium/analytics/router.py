@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from avatarium.analytics.service import DayRange, ExportRow
 from avatarium.api.endpoint import Call, endpoint
-from avatarium.api.validation import query_choice
+from avatarium.api.operation import Doc
+from avatarium.api.validation import Query
 from avatarium.core.clock import rfc3339
 from avatarium.core.errors import InvalidParameterError
 from avatarium.core.wire import WireJSONResponse as JSONResponse
@@ -28,6 +29,12 @@ EXPORT_FIELDS = (
     "conversation_id", "avatar_id", "message_id", "role", "content", "created_at",
     "ai_tokens", "tts_characters", "stt_seconds", "escalated",
 )  # fmt: skip
+MOMENT = "A date (2025-01-15, midnight UTC) or an RFC 3339 time with a zone."
+PERIOD = Query("period", allowed=list(PERIODS), description="The last 7, 30 or 90 days.")
+START = Query("start", description=f"{MOMENT} Inclusive.")
+END = Query("end", description=f"{MOMENT} Exclusive.")
+FORMAT = Query("format", allowed=FORMATS, description="Export the transcripts in this format.")
+EXPORT_QUERY = [FORMAT, START, END]
 
 
 def parse_moment(params: Mapping[str, str], name: str) -> datetime | None:
@@ -58,8 +65,8 @@ def _day_ceil(moment: datetime) -> date:
 def parse_days(params: Mapping[str, str], today: date) -> DayRange:
     """``period`` (7d, 30d, 90d; default 30d, today included) or ``start``/``end``, as
     whole UTC days: a time of day widens the range to the days it touches."""
-    period = query_choice(params, "period", list(PERIODS))
-    start, end = parse_moment(params, "start"), parse_moment(params, "end")
+    period = PERIOD.read(params)
+    start, end = parse_moment(params, START.name), parse_moment(params, END.name)
     if period is not None and (start is not None or end is not None):
         raise InvalidParameterError(
             "period", "not_allowed", "Give either period or start/end, not both."
@@ -79,7 +86,13 @@ def parse_days(params: Mapping[str, str], today: date) -> DayRange:
     return DayRange(first, last)
 
 
-@endpoint()
+@endpoint(
+    Doc(
+        "Conversations, messages, durations and escalations over a period, by day",
+        query=[PERIOD, START, END],
+        response="AnalyticsOverview",
+    )
+)
 async def overview(call: Call) -> Response:
     params = call.request.query_params
     for name in params:
@@ -122,8 +135,8 @@ async def export_response(call: Call) -> Response:
             raise InvalidParameterError(
                 name, "unknown_field", f"{name} does not apply to an export (format=...)."
             )
-    fmt = query_choice(params, "format", FORMATS)
-    start, end = parse_moment(params, "start"), parse_moment(params, "end")
+    fmt = FORMAT.read(params)
+    start, end = parse_moment(params, START.name), parse_moment(params, END.name)
     if start is not None and end is not None and start >= end:
         raise InvalidParameterError("end", "out_of_range", "end must be after start.")
     batches = call.state.analytics.export(

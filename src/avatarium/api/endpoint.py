@@ -18,6 +18,7 @@ from starlette.responses import Response
 from avatarium.api.body import is_multipart, parse_object, read_body
 from avatarium.api.errors import error_response
 from avatarium.api.multipart import Form, parse_form
+from avatarium.api.operation import Doc, Operation
 from avatarium.api.state import AppState, state_of
 from avatarium.core.errors import (
     AvatariumError,
@@ -168,6 +169,7 @@ async def _unless_disconnected(request: Request, work: Awaitable[Response]) -> R
 
 
 def endpoint(
+    doc: Doc,
     *,
     auth: Auth = "required",
     write: bool = False,
@@ -181,7 +183,8 @@ def endpoint(
     endpoints accept a client token for the conversation in their path;
     ``avatar_client_token`` endpoints accept one for the avatar in their path when it is
     its conversation's avatar (an embedded page draws its face); ``upload_limit``
-    endpoints also take a multipart body with a file of up to that many bytes."""
+    endpoints also take a multipart body with a file of up to that many bytes. ``doc`` is
+    the route's part of the OpenAPI document (the pipeline's part follows from the rest)."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
@@ -218,6 +221,9 @@ def endpoint(
                 response.headers.setdefault(name, value)
             return response
 
+        run.operation = Operation(  # type: ignore[attr-defined]
+            doc, auth=auth, write=write, admitted=True, upload_limit=upload_limit
+        )
         return run
 
     return wrap

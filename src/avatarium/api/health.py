@@ -8,11 +8,28 @@ from starlette.routing import Route
 
 from avatarium import __version__
 from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.operation import Doc, documented
 from avatarium.api.state import state_of
+from avatarium.api.wire_schemas import ref
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 
+UNHEALTHY = {
+    "503": {
+        "description": "A check failed (the body names it)",
+        "content": {"application/json": {"schema": ref("Health")}},
+    }
+}
 
-@endpoint(auth="optional")
+
+@endpoint(
+    Doc(
+        "Is the server able to serve? (database and rate limiter)",
+        response="Health",
+        tag="health",
+        responses=UNHEALTHY,
+    ),
+    auth="optional",
+)
 async def health(call: Call) -> Response:
     state = call.state
     checks = {
@@ -26,12 +43,21 @@ async def health(call: Call) -> Response:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
+@documented(Doc("Liveness: the process answers", response="Health", tag="health"))
 async def live(_request: Request) -> Response:
     """Liveness: the process answers (nothing else is checked, so a database outage does
     not get a healthy process restarted)."""
     return JSONResponse({"status": "ok"})
 
 
+@documented(
+    Doc(
+        "Readiness: the database, Redis (when configured) and the audio store answer",
+        response="Health",
+        tag="health",
+        responses=UNHEALTHY,
+    )
+)
 async def ready(request: Request) -> Response:
     """Readiness: 200 when the database, Redis (when configured) and the audio store all
     answer, else 503 naming the failing check; a load balancer stops sending traffic."""

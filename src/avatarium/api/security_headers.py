@@ -44,7 +44,7 @@ class SecurityHeaders:
     def add(self, path: str, headers: list[tuple[bytes, bytes]]) -> None:
         """Append the headers for a response to ``path`` to its ``headers``."""
         headers.extend(self._common)
-        if path == "/" or path.startswith(("/static/", "/embed/")):
+        if path in ("/", "/docs") or path.startswith(("/static/", "/embed/")):
             headers.extend(self._page)
         elif not any(name == b"cache-control" for name, _ in headers):
             # API answers hold account data: no shared or browser cache keeps them.

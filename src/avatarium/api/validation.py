@@ -1,7 +1,9 @@
 """Declarative checks of JSON bodies and query strings, raising the documented 400s.
 
 A field spec says what a field must be; :func:`validate` reports the first problem found
-(missing first, then unknown fields, then each field in declared order).
+(missing first, then unknown fields, then each field in declared order). The same specs
+describe the API in its OpenAPI document (:mod:`avatarium.api.openapi`), so what is
+documented is what is enforced.
 """
 
 from __future__ import annotations
@@ -34,6 +36,80 @@ class Field:
     allowed: Sequence[str] | None = None
     minimum: int | None = None  # for integers
     maximum: int | None = None
+    description: str = ""
+    # More JSON Schema for the document, where the checks go deeper than the type (a list's
+    # items, an object's keys); the handler enforces it.
+    schema: Mapping[str, Any] | None = None
+
+    def json_schema(self) -> dict[str, Any]:
+        """This field as JSON Schema."""
+        schema: dict[str, Any] = {"type": _SCHEMA_TYPES[self.type]}
+        if self.not_blank:
+            schema["minLength"] = 1
+            schema["pattern"] = r"\S"
+        if self.max_length is not None:
+            schema["maxLength"] = self.max_length
+        if self.allowed is not None:
+            schema["enum"] = list(self.allowed)
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        if self.description:
+            schema["description"] = self.description
+        schema.update(self.schema or {})
+        return schema
+
+
+_SCHEMA_TYPES = {str: "string", bool: "boolean", dict: "object", int: "integer", list: "array"}
+
+
+def body_schema(fields: Sequence[Field]) -> dict[str, Any]:
+    """The JSON Schema of a body that :func:`validate` accepts with ``fields``."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {spec.name: spec.json_schema() for spec in fields},
+        "additionalProperties": False,
+    }
+    required = [spec.name for spec in fields if spec.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One accepted query-string parameter: read with :meth:`read`, documented from here."""
+
+    name: str
+    type: type = str
+    default: Any = None
+    minimum: int = 0  # for integers
+    maximum: int = 0
+    allowed: Sequence[str] | None = None
+    description: str = ""
+
+    def read(self, params: Mapping[str, str]) -> Any:
+        """The parameter's value (or its default), or the documented 400."""
+        if self.type is int:
+            return query_int(params, self.name, self.default, self.minimum, self.maximum)
+        if self.allowed is not None:
+            return query_choice(params, self.name, self.allowed, self.default)
+        return params.get(self.name, self.default)
+
+    def json_schema(self) -> dict[str, Any]:
+        """The parameter's schema in the document."""
+        if self.type is int:
+            schema: dict[str, Any] = {
+                "type": "integer", "minimum": self.minimum, "maximum": self.maximum,
+            }  # fmt: skip
+        else:
+            schema = {"type": "string"}
+            if self.allowed is not None:
+                schema["enum"] = list(self.allowed)
+        if self.default is not None:
+            schema["default"] = self.default
+        return schema
 
 
 def _type_ok(value: Any, expected: type) -> bool:
@@ -104,6 +180,14 @@ def validate(body: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]
     return clean
 
 
+METADATA_SCHEMA: Mapping[str, Any] = {
+    "description": "Up to 16 string keys (1..40 characters) with string values (<= 500).",
+    "maxProperties": 16,
+    "propertyNames": {"minLength": 1, "maxLength": 40},
+    "additionalProperties": {"type": "string", "maxLength": 500},
+}
+
+
 def validate_metadata(value: dict[str, Any]) -> dict[str, str]:
     """Up to 16 string keys of at most 40 characters, with string values of at most 500."""
     if len(value) > 16:
@@ -169,3 +253,9 @@ def check_language(value: str, field: str = "language") -> str:
             f"{field} must be a BCP 47 language tag such as 'en' or 'de-DE'.",
         )
     return value
+
+
+LIMIT = Query("limit", int, 20, 1, 100, description="How many items a page holds.")
+STARTING_AFTER = Query(
+    "starting_after", description="The id of the last item of the previous page (its cursor)."
+)

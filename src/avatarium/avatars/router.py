@@ -6,8 +6,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.operation import Doc
 from avatarium.api.urls import base_url
-from avatarium.avatars.schemas import AvatarSpec, parse_avatar
+from avatarium.api.wire_schemas import deleted, list_of, ref
+from avatarium.avatars.schemas import AvatarSpec, avatar_body_schema, parse_avatar
+from avatarium.core.errors import AvatarNotFoundError
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 
@@ -21,14 +24,25 @@ def _parse(call: Call, *, creating: bool) -> AvatarSpec:
     )
 
 
-@endpoint(auth="optional")
+@endpoint(
+    Doc("The preset avatars, and with a key the account's own", response=list_of(ref("Avatar"))),
+    auth="optional",
+)
 async def list_avatars(call: Call) -> Response:
     return JSONResponse(
         await call.state.avatar_service.list_avatars(call.principal, base_url(call.request))
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Create an avatar of your own",
+        json_body=avatar_body_schema(creating=True),
+        response="Avatar",
+        errors=[AvatarNotFoundError],
+    ),
+    write=True,
+)
 async def create_avatar(call: Call) -> Response:
     spec = _parse(call, creating=True)
     return JSONResponse(
@@ -36,7 +50,11 @@ async def create_avatar(call: Call) -> Response:
     )
 
 
-@endpoint(auth="optional", avatar_client_token=True)
+@endpoint(
+    Doc("One avatar", response="Avatar", errors=[AvatarNotFoundError]),
+    auth="optional",
+    avatar_client_token=True,
+)
 async def get_avatar(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     return JSONResponse(
@@ -44,7 +62,15 @@ async def get_avatar(call: Call) -> Response:
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Change an avatar of your own (the top-level fields named; null clears)",
+        json_body=avatar_body_schema(creating=False),
+        response="Avatar",
+        errors=[AvatarNotFoundError],
+    ),
+    write=True,
+)
 async def update_avatar(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     spec = _parse(call, creating=False)
@@ -53,13 +79,26 @@ async def update_avatar(call: Call) -> Response:
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Delete an avatar of your own (its conversations end and stay readable)",
+        response=deleted("avatar"),
+        errors=[AvatarNotFoundError],
+    ),
+    write=True,
+)
 async def delete_avatar(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     return JSONResponse(await call.state.avatar_service.delete(call.caller, avatar_id))
 
 
-@endpoint(auth="optional", avatar_client_token=True)
+@endpoint(
+    Doc(
+        "Where an avatar's face is drawn from", response="AvatarModel", errors=[AvatarNotFoundError]
+    ),
+    auth="optional",
+    avatar_client_token=True,
+)
 async def get_model(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     base = base_url(call.request)

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avatarium.api.validation import (
+    METADATA_SCHEMA,
     Field,
+    body_schema,
     check_field,
     check_language,
     validate,
@@ -22,23 +24,64 @@ DEFAULT_ESCALATION_MESSAGE = (
     "Someone will be with you shortly."
 )
 
+ESCALATION_SCHEMA = {
+    "properties": {
+        "triggers": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "anyOf": [
+                    {"type": "string", "enum": list(TRIGGERS)},
+                    {
+                        "type": "object",
+                        "properties": {"keywords": {"type": "array", "items": {"type": "string"}}},
+                        "required": ["keywords"],
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
+        "message": {"type": "string", "maxLength": 500},
+    },
+    "required": ["triggers"],
+    "additionalProperties": False,
+}
+APPEARANCE_SCHEMA = {
+    "description": 'A preset\'s face, {"preset": "<preset id>"}, or {"model_url": "https://..."}.',
+    "minProperties": 1,
+    "maxProperties": 1,
+    "properties": {"preset": {"type": "string"}, "model_url": {"type": "string"}},
+    "additionalProperties": False,
+}
+
 AVATAR_FIELDS = [
     Field("name", str, not_blank=True, max_length=100),
     Field("description", str, max_length=500),
     Field("personality", str, not_blank=True, max_length=2_000),
     Field("greeting", str, not_blank=True, max_length=500),
-    Field("traits", list),
+    Field(
+        "traits", list, schema={"items": {"type": "string", "maxLength": 100}, "maxItems": MAX_LIST}
+    ),
     Field("tone", str, not_blank=True, max_length=100),
     Field("language", str, not_blank=True, max_length=35),
-    Field("voices", dict),
+    Field(
+        "voices",
+        dict,
+        schema={"additionalProperties": {"type": "string"}},
+        description="Speech provider -> voice id.",
+    ),
     Field("ai_provider", str, not_blank=True, max_length=40),
     Field("ai_model", str, not_blank=True, max_length=200),
     Field("tts_provider", str, not_blank=True, max_length=40),
     Field("stt_provider", str, not_blank=True, max_length=40),
-    Field("topics_to_avoid", list),
-    Field("escalation", dict),
-    Field("appearance", dict),
-    Field("metadata", dict),
+    Field(
+        "topics_to_avoid",
+        list,
+        schema={"items": {"type": "string", "maxLength": 200}, "maxItems": MAX_LIST},
+    ),
+    Field("escalation", dict, schema=ESCALATION_SCHEMA),
+    Field("appearance", dict, schema=APPEARANCE_SCHEMA),
+    Field("metadata", dict, schema=METADATA_SCHEMA),
 ]
 
 
@@ -133,6 +176,20 @@ def _appearance(value: dict[str, Any], presets: list[str]) -> dict[str, str]:
         "appearance", "invalid_type",
         'appearance is {"preset": "<preset id>"} or {"model_url": "https://…"}.',
     )  # fmt: skip
+
+
+def avatar_body_schema(*, creating: bool) -> dict[str, Any]:
+    """The documented body of ``POST`` (``name`` required) and ``PATCH`` (null clears a
+    field) ``/v1/avatars``."""
+    schema = body_schema(AVATAR_FIELDS)
+    if creating:
+        schema["required"] = ["name"]
+    else:
+        schema["properties"] = {
+            name: prop if name == "name" else {"anyOf": [prop, {"type": "null"}]}
+            for name, prop in schema["properties"].items()
+        }
+    return schema
 
 
 def parse_avatar(

@@ -10,21 +10,39 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from avatarium.analytics.router import export_response
+from avatarium.analytics.router import EXPORT_QUERY, export_response
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.errors import error_response
 from avatarium.api.frames import reply_frames
 from avatarium.api.multipart import check_form, form_bool
+from avatarium.api.operation import BINARY, Doc
 from avatarium.api.request_context import current_request_id
 from avatarium.api.sse import EventStreamResponse
 from avatarium.api.urls import base_url
-from avatarium.api.validation import validate
+from avatarium.api.validation import LIMIT, STARTING_AFTER, validate
+from avatarium.api.wire_schemas import deleted, list_of, ref
 from avatarium.conversations.idempotency import Attempt, Replay, body_fingerprint, key_from
 from avatarium.conversations.models import Conversation
 from avatarium.conversations.replies import Hearing, ReplyService
-from avatarium.conversations.schemas import CLIENT_TOKEN_FIELDS, SEND_FIELDS
+from avatarium.conversations.schemas import (
+    AVATAR_ID,
+    CLIENT_TOKEN_FIELDS,
+    CREATE_FIELDS,
+    ORDER,
+    SEND_FIELDS,
+    STATUS,
+)
 from avatarium.core.clock import rfc3339
-from avatarium.core.errors import MissingParameterError
+from avatarium.core.errors import (
+    AIProviderError,
+    AvatarNotFoundError,
+    ConversationNotFoundError,
+    MessageNotFoundError,
+    MissingParameterError,
+    QuotaExceededError,
+    STTProviderError,
+    TTSProviderError,
+)
 from avatarium.core.events import Done, ErrorEvent
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.listening.decode import MAX_AUDIO_BYTES, DecodedAudio
@@ -51,7 +69,16 @@ async def _claim(call: Call, body: dict[str, Any]) -> Attempt | Replay | None:
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Start a conversation with an avatar",
+        body=CREATE_FIELDS,
+        response="Conversation",
+        idempotent=True,
+        errors=[AvatarNotFoundError, QuotaExceededError, TTSProviderError],
+    ),
+    write=True,
+)
 async def create_conversation(call: Call) -> Response:
     body = call.json_object()
     claimed = await _claim(call, body)
@@ -71,16 +98,39 @@ async def create_conversation(call: Call) -> Response:
     return JSONResponse(result)
 
 
-@endpoint()
+@endpoint(
+    Doc(
+        "List conversations, newest first (or, with format, export their transcripts)",
+        description="With `format=csv|jsonl` the answer is a streamed transcript export, one "
+        "row or line per message (`start`, `end` and `avatar_id` narrow it).",
+        query=[LIMIT, STARTING_AFTER, STATUS, AVATAR_ID, *EXPORT_QUERY],
+        response=list_of(ref("Conversation")),
+        alternatives={"text/csv": {"type": "string"}, "application/x-ndjson": {"type": "string"}},
+    )
+)
 async def list_conversations(call: Call) -> Response:
-    if "format" in call.request.query_params:  # Avatarium's export form (SPEC section 11)
+    params = call.request.query_params
+    if "format" in params:  # Avatarium's export form (SPEC section 11)
         return await export_response(call)
     return JSONResponse(
-        await call.state.conversations.list_conversations(call.caller, call.request.query_params)
+        await call.state.conversations.list_conversations(
+            call.caller,
+            limit=LIMIT.read(params),
+            status=STATUS.read(params),
+            avatar_id=AVATAR_ID.read(params),
+            cursor=STARTING_AFTER.read(params),
+        )
     )
 
 
-@endpoint(client_token=True)
+@endpoint(
+    Doc(
+        "A conversation with its messages",
+        response="Conversation",
+        errors=[ConversationNotFoundError],
+    ),
+    client_token=True,
+)
 async def get_conversation(call: Call) -> Response:
     conversation_id = call.request.path_params["conversation_id"]
     return JSONResponse(
@@ -88,13 +138,29 @@ async def get_conversation(call: Call) -> Response:
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Delete a conversation with its messages and audio",
+        response=deleted("conversation"),
+        errors=[ConversationNotFoundError],
+    ),
+    write=True,
+)
 async def delete_conversation(call: Call) -> Response:
     conversation_id = call.request.path_params["conversation_id"]
     return JSONResponse(await call.state.conversations.delete(call.caller, conversation_id))
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "End a conversation (it stays readable; sends are refused)",
+        body=[],
+        body_required=False,
+        response="Conversation",
+        errors=[ConversationNotFoundError],
+    ),
+    write=True,
+)
 async def end_conversation(call: Call) -> Response:
     call.json_object(optional=True)
     conversation_id = call.request.path_params["conversation_id"]
@@ -134,7 +200,28 @@ def _hearing(call: Call, conversation: Conversation, decoded: DecodedAudio) -> H
     return hear
 
 
-@endpoint(write=True, cancel_on_disconnect=True, client_token=True, upload_limit=MAX_AUDIO_BYTES)
+@endpoint(
+    Doc(
+        "Send a message and get the avatar's reply (text and speech)",
+        description="JSON `{content, stream?, tts?}`, or `multipart/form-data` with an "
+        "`audio` file (what was said becomes the message). With `stream: true` the answer "
+        "is Server-Sent Events: `message` (a piece of text), `audio` (speech for the next "
+        "chunk of it), then `done` (the stored reply) or `error`.",
+        body=SEND_FIELDS,
+        form={"audio": BINARY, "stream": {"type": "string", "enum": ["true", "false"]},
+              "tts": {"type": "string", "enum": ["true", "false"]}},
+        form_required=["audio"],
+        response="Message",
+        alternatives={"text/event-stream": ref("ReplyEvent")},
+        idempotent=True,
+        errors=[ConversationNotFoundError, QuotaExceededError, AIProviderError,
+                TTSProviderError, STTProviderError],
+    ),
+    write=True,
+    cancel_on_disconnect=True,
+    client_token=True,
+    upload_limit=MAX_AUDIO_BYTES,
+)  # fmt: skip
 async def send_message(call: Call) -> Response:
     state = call.state
     decoded: DecodedAudio | None = None
@@ -189,7 +276,16 @@ async def send_message(call: Call) -> Response:
     raise RuntimeError("reply stream ended without Done or ErrorEvent")
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "A short-lived token for a browser to use this one conversation",
+        body=CLIENT_TOKEN_FIELDS,
+        body_required=False,
+        response="ClientToken",
+        errors=[ConversationNotFoundError],
+    ),
+    write=True,
+)
 async def create_client_token(call: Call) -> Response:
     state = call.state
     fields = validate(call.json_object(optional=True), CLIENT_TOKEN_FIELDS)
@@ -207,20 +303,35 @@ async def create_client_token(call: Call) -> Response:
     )
 
 
-@endpoint(client_token=True)
+@endpoint(
+    Doc(
+        "A conversation's messages, oldest first by default",
+        query=[LIMIT, STARTING_AFTER, ORDER],
+        response=list_of(ref("Message")),
+        errors=[ConversationNotFoundError],
+    ),
+    client_token=True,
+)
 async def list_messages(call: Call) -> Response:
-    params = call.request.path_params
+    query = call.request.query_params
     return JSONResponse(
         await call.state.conversations.list_messages(
             call.caller,
-            params["conversation_id"],
-            call.request.query_params,
+            call.request.path_params["conversation_id"],
             base_url(call.request),
+            limit=LIMIT.read(query),
+            order=ORDER.read(query),
+            cursor=STARTING_AFTER.read(query),
         )
     )
 
 
-@endpoint(client_token=True)
+@endpoint(
+    Doc(
+        "One message", response="Message", errors=[ConversationNotFoundError, MessageNotFoundError]
+    ),
+    client_token=True,
+)
 async def get_message(call: Call) -> Response:
     params = call.request.path_params
     return JSONResponse(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from avatarium.api.validation import Field
+from avatarium.api.validation import METADATA_SCHEMA, Field, Query
 from avatarium.conversations.models import Conversation, Message
 from avatarium.core.clock import rfc3339
 from avatarium.speech.models import AudioClip
@@ -22,7 +22,7 @@ CREATE_FIELDS = [
     Field("voice_id", str, not_blank=True, max_length=200),
     Field("model", str, not_blank=True, max_length=200),
     Field("system_prompt", str, not_blank=True, max_length=MAX_SYSTEM_PROMPT),
-    Field("metadata", dict),
+    Field("metadata", dict, schema=METADATA_SCHEMA),
     Field("byok", dict),
     Field("stt_provider", str, not_blank=True, max_length=40),
     Field("language", str, not_blank=True, max_length=35),
@@ -35,6 +35,10 @@ SEND_FIELDS = [
 ]
 
 CLIENT_TOKEN_FIELDS = [Field("expires_in", int, minimum=10, maximum=86_400)]
+
+STATUS = Query("status", allowed=("active", "idle", "ended"), description="Only these.")
+AVATAR_ID = Query("avatar_id", description="Only conversations with this avatar.")
+ORDER = Query("order", allowed=("asc", "desc"), default="asc", description="By time.")
 
 
 def status_of(conversation: Conversation, now: datetime, idle_after_s: int) -> str:

@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session
 from avatarium.analytics.rollup import add_activity
 from avatarium.api.validation import (
     check_language,
-    query_choice,
-    query_int,
     validate,
     validate_metadata,
 )
@@ -56,8 +54,6 @@ from avatarium.storage.base import from_row, table_of
 from avatarium.storage.db import Database
 from avatarium.usage.ledger import UsageLedger, period_of
 from avatarium.webhooks.events import EventLog, Outbox
-
-STATUSES = ("active", "idle", "ended")
 
 log = logging.getLogger(__name__)
 
@@ -319,12 +315,14 @@ class ConversationService:
         return body
 
     async def list_conversations(
-        self, principal: Principal, params: Mapping[str, str]
+        self,
+        principal: Principal,
+        *,
+        limit: int,
+        status: str | None = None,
+        avatar_id: str | None = None,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        limit = query_int(params, "limit", 20, 1, 100)
-        status = query_choice(params, "status", STATUSES)
-        avatar_id = params.get("avatar_id")
-        cursor = params.get("starting_after")
         query = owned(select(Conversation), principal)
         if avatar_id is not None:
             query = query.where(Conversation.avatar_id == avatar_id)
@@ -416,12 +414,12 @@ class ConversationService:
         self,
         principal: Principal,
         conversation_id: str,
-        params: Mapping[str, str],
         base_url: str,
+        *,
+        limit: int,
+        order: str = "asc",
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        limit = query_int(params, "limit", 20, 1, 100)
-        order = query_choice(params, "order", ("asc", "desc"), "asc")
-        cursor = params.get("starting_after")
 
         def work(session: Session) -> list[tuple[Message, AudioClip | None]]:
             conversation = _owned(session, principal, conversation_id)

@@ -8,8 +8,21 @@ from starlette.routing import Route
 from avatarium.api.body import decode_json
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.multipart import check_form
-from avatarium.api.validation import Field, validate, validate_metadata
-from avatarium.core.errors import InvalidParameterError, MissingParameterError
+from avatarium.api.operation import BINARY, Doc
+from avatarium.api.validation import (
+    METADATA_SCHEMA,
+    Field,
+    body_schema,
+    validate,
+    validate_metadata,
+)
+from avatarium.api.wire_schemas import deleted, list_of, ref
+from avatarium.core.errors import (
+    AvatarNotFoundError,
+    InvalidParameterError,
+    KnowledgeNotFoundError,
+    MissingParameterError,
+)
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.knowledge.extract import SUPPORTED, detect_format
 from avatarium.knowledge.service import default_title
@@ -18,21 +31,37 @@ MAX_TEXT = 100_000
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 KINDS = ["text", "qa", "document"]
 TEXT_FIELDS = [
-    Field("type", str, required=True),
+    Field("type", str, required=True, schema={"const": "text"}),
     Field("content", str, required=True, not_blank=True, max_length=MAX_TEXT),
     Field("title", str, not_blank=True, max_length=300),
-    Field("metadata", dict),
+    Field("metadata", dict, schema=METADATA_SCHEMA),
 ]
 QA_FIELDS = [
-    Field("type", str, required=True),
+    Field("type", str, required=True, schema={"const": "qa"}),
     Field("question", str, required=True, not_blank=True, max_length=1_000),
     Field("answer", str, required=True, not_blank=True, max_length=5_000),
     Field("title", str, not_blank=True, max_length=300),
-    Field("metadata", dict),
+    Field("metadata", dict, schema=METADATA_SCHEMA),
 ]
 
 
-@endpoint(write=True, upload_limit=MAX_DOCUMENT_BYTES)
+@endpoint(
+    Doc(
+        "Add knowledge to an avatar of your own: a text, a Q&A pair or a document",
+        description="Documents (PDF up to 50 pages, DOCX, TXT, Markdown, HTML; at most 10 "
+        "MB) go as multipart/form-data and are processed in the background: `status` is "
+        "`processing` until they are `ready` (or `failed`).",
+        json_body={"oneOf": [body_schema(TEXT_FIELDS), body_schema(QA_FIELDS)]},
+        form={"type": {"type": "string", "const": "document"}, "file": BINARY,
+              "title": {"type": "string", "maxLength": 300},
+              "metadata": {"type": "string", "description": "A JSON object."}},
+        form_required=["type", "file"],
+        response="Knowledge",
+        errors=[AvatarNotFoundError],
+    ),
+    write=True,
+    upload_limit=MAX_DOCUMENT_BYTES,
+)  # fmt: skip
 async def add_knowledge(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     if call.is_multipart:
@@ -107,13 +136,21 @@ async def _add_document(call: Call, avatar_id: str) -> Response:
     )
 
 
-@endpoint()
+@endpoint(
+    Doc("An avatar's knowledge", response=list_of(ref("Knowledge")), errors=[AvatarNotFoundError])
+)
 async def list_knowledge(call: Call) -> Response:
     avatar_id = call.request.path_params["avatar_id"]
     return JSONResponse(await call.state.knowledge.list_items(call.caller, avatar_id))
 
 
-@endpoint()
+@endpoint(
+    Doc(
+        "One knowledge item",
+        response="Knowledge",
+        errors=[AvatarNotFoundError, KnowledgeNotFoundError],
+    )
+)
 async def get_knowledge(call: Call) -> Response:
     params = call.request.path_params
     return JSONResponse(
@@ -121,7 +158,14 @@ async def get_knowledge(call: Call) -> Response:
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Delete a knowledge item (the avatar stops using it at once)",
+        response=deleted("knowledge"),
+        errors=[AvatarNotFoundError, KnowledgeNotFoundError],
+    ),
+    write=True,
+)
 async def delete_knowledge(call: Call) -> Response:
     params = call.request.path_params
     return JSONResponse(

@@ -8,8 +8,9 @@ from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
 from avatarium.api.multipart import check_form
+from avatarium.api.operation import BINARY, Doc
 from avatarium.api.validation import check_language
-from avatarium.core.errors import InvalidRequestError, MissingParameterError
+from avatarium.core.errors import InvalidRequestError, MissingParameterError, STTProviderError
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.listening.decode import MAX_AUDIO_BYTES
 from avatarium.providers.stt.base import Utterance
@@ -23,7 +24,21 @@ def require_form(call_is_multipart: bool, part: str) -> None:
         )
 
 
-@endpoint(write=True, upload_limit=MAX_AUDIO_BYTES)
+@endpoint(
+    Doc(
+        "Transcribe speech: an audio file to text with word timings",
+        form={
+            "file": BINARY,
+            "language": {"type": "string", "maxLength": 35},
+            "provider": {"type": "string", "maxLength": 40},
+        },
+        form_required=["file"],
+        response="Transcription",
+        errors=[STTProviderError],
+    ),
+    write=True,
+    upload_limit=MAX_AUDIO_BYTES,
+)
 async def create_transcription(call: Call) -> Response:
     require_form(call.is_multipart, "file")
     form = await call.form(MAX_AUDIO_BYTES)

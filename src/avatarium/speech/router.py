@@ -9,7 +9,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
-from avatarium.api.validation import Field, validate
+from avatarium.api.operation import BINARY, Doc
+from avatarium.api.validation import Field, Query, validate
+from avatarium.api.wire_schemas import list_of, ref
 from avatarium.core.errors import InvalidParameterError, NotFoundError, TTSProviderError
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.providers.errors import ProviderError, as_api_error
@@ -26,6 +28,7 @@ PREVIEW_FIELDS = [
     Field("voice", str, required=True, not_blank=True, max_length=200),
     Field("provider", str, not_blank=True, max_length=40),
 ]
+VOICE_PROVIDER = Query("provider", description="Only this provider's voices.")
 PREVIEW_TEXT = "Hello! This is how I sound. Nice to meet you."
 
 
@@ -58,22 +61,46 @@ async def _speak(call: Call, text: str, provider_name: str | None, voice: str | 
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Speak a text: the MP3",
+        body=TTS_FIELDS,
+        alternatives={"audio/mpeg": BINARY},
+        errors=[TTSProviderError],
+    ),
+    write=True,
+)
 async def text_to_speech(call: Call) -> Response:
     fields = validate(call.json_object(), TTS_FIELDS)
     return await _speak(call, fields["text"], fields.get("provider"), fields.get("voice"))
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Hear a voice: a short sample as MP3",
+        body=PREVIEW_FIELDS,
+        alternatives={"audio/mpeg": BINARY},
+        errors=[TTSProviderError],
+    ),
+    write=True,
+)
 async def preview(call: Call) -> Response:
     fields = validate(call.json_object(), PREVIEW_FIELDS)
     return await _speak(call, PREVIEW_TEXT, fields.get("provider"), fields["voice"])
 
 
-@endpoint(auth="optional")
+@endpoint(
+    Doc(
+        "The voices of the speech providers",
+        query=[VOICE_PROVIDER],
+        response=list_of(ref("Voice")),
+        errors=[InvalidParameterError, TTSProviderError],
+    ),
+    auth="optional",
+)
 async def list_voices(call: Call) -> Response:
     state = call.state
-    wanted = call.request.query_params.get("provider")
+    wanted = VOICE_PROVIDER.read(call.request.query_params)
     names = state.providers.names("tts")
     if wanted is not None and wanted not in names:
         raise InvalidParameterError(
@@ -90,7 +117,18 @@ async def list_voices(call: Call) -> Response:
     return JSONResponse({"object": "list", "data": voices, "has_more": False, "next_cursor": None})
 
 
-@endpoint(auth="optional")
+@endpoint(
+    Doc(
+        "A reply's MP3, by the signed URL a message carries (no key needed)",
+        query=[
+            Query("expires", description="From the signed URL."),
+            Query("sig", description="From the signed URL."),
+        ],
+        alternatives={"audio/mpeg": BINARY},
+        errors=[NotFoundError],
+    ),
+    auth="optional",
+)
 async def download_audio(call: Call) -> Response:
     state = call.state
     name = call.request.path_params["name"]

@@ -6,10 +6,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
+from avatarium.api.operation import Doc
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 
 
-@endpoint()
+@endpoint(Doc("This month's messages, tokens, characters and seconds, and the limits",
+             response="Usage"))  # fmt: skip
 async def get_usage(call: Call) -> Response:
     return JSONResponse(await call.state.usage.usage(call.caller))
 

@@ -8,23 +8,31 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from avatarium.api.endpoint import Call, endpoint
-from avatarium.api.validation import Field, check_field, query_int, validate
-from avatarium.core.errors import InvalidParameterError
+from avatarium.api.operation import Doc
+from avatarium.api.validation import LIMIT, STARTING_AFTER, Field, Query, check_field, validate
+from avatarium.api.wire_schemas import deleted, list_of, ref
+from avatarium.core.errors import InvalidParameterError, WebhookNotFoundError
 from avatarium.core.wire import WireJSONResponse as JSONResponse
 from avatarium.webhooks.events import EVENT_TYPES
 from avatarium.webhooks.service import WebhookChanges
 from avatarium.webhooks.signing import secret_key
 from avatarium.webhooks.targets import MAX_URL
 
+EVENTS_SCHEMA = {
+    "minItems": 1,
+    "items": {"type": "string", "enum": ["*", *EVENT_TYPES]},
+    "description": 'The event types to receive, or ["*"] for all.',
+}
+EVENT_ID = Query("event_id", description="Only the attempts at this event.")
 CREATE_FIELDS = [
     Field("url", str, required=True, not_blank=True, max_length=MAX_URL),
-    Field("events", list, required=True),
+    Field("events", list, required=True, schema=EVENTS_SCHEMA),
     Field("description", str, max_length=500),
     Field("secret", str, not_blank=True, max_length=200),
 ]
 UPDATE_FIELDS = [
     Field("url", str, not_blank=True, max_length=MAX_URL),
-    Field("events", list),
+    Field("events", list, schema=EVENTS_SCHEMA),
     Field("description", str, max_length=500),
     Field("enabled", bool),
 ]
@@ -49,10 +57,17 @@ def parse_events(value: list[Any]) -> list[str]:
 
 def _page_params(call: Call) -> tuple[int, str | None]:
     params = call.request.query_params
-    return query_int(params, "limit", 20, 1, 100), params.get("starting_after")
+    return LIMIT.read(params), STARTING_AFTER.read(params)
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Register an endpoint for events; its signing secret is shown once",
+        body=CREATE_FIELDS,
+        response="Webhook",
+    ),
+    write=True,
+)
 async def create_webhook(call: Call) -> Response:
     fields = validate(call.json_object(), CREATE_FIELDS)
     events = parse_events(fields["events"])
@@ -74,7 +89,13 @@ async def create_webhook(call: Call) -> Response:
     )
 
 
-@endpoint()
+@endpoint(
+    Doc(
+        "The account's webhook endpoints",
+        query=[LIMIT, STARTING_AFTER],
+        response=list_of(ref("Webhook")),
+    )
+)
 async def list_webhooks(call: Call) -> Response:
     limit, starting_after = _page_params(call)
     return JSONResponse(
@@ -84,13 +105,21 @@ async def list_webhooks(call: Call) -> Response:
     )
 
 
-@endpoint()
+@endpoint(Doc("One webhook endpoint", response="Webhook", errors=[WebhookNotFoundError]))
 async def get_webhook(call: Call) -> Response:
     webhook_id = call.request.path_params["webhook_id"]
     return JSONResponse(await call.state.webhooks.get(call.caller, webhook_id))
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Change a webhook endpoint (enable, disable, its URL or events)",
+        body=UPDATE_FIELDS,
+        response="Webhook",
+        errors=[WebhookNotFoundError],
+    ),
+    write=True,
+)
 async def update_webhook(call: Call) -> Response:
     webhook_id = call.request.path_params["webhook_id"]
     body = call.json_object()
@@ -105,20 +134,39 @@ async def update_webhook(call: Call) -> Response:
     return JSONResponse(await call.state.webhooks.update(call.caller, webhook_id, changes))
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc("Delete a webhook endpoint", response=deleted("webhook"), errors=[WebhookNotFoundError]),
+    write=True,
+)
 async def delete_webhook(call: Call) -> Response:
     webhook_id = call.request.path_params["webhook_id"]
     return JSONResponse(await call.state.webhooks.delete(call.caller, webhook_id))
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Send a test event to an endpoint",
+        body=[],
+        body_required=False,
+        response="WebhookQueued",
+        errors=[WebhookNotFoundError],
+    ),
+    write=True,
+)
 async def test_webhook(call: Call) -> Response:
     call.json_object(optional=True)
     webhook_id = call.request.path_params["webhook_id"]
     return JSONResponse(await call.state.webhooks.send_test(call.caller, webhook_id))
 
 
-@endpoint()
+@endpoint(
+    Doc(
+        "An endpoint's delivery attempts, newest first",
+        query=[LIMIT, STARTING_AFTER, EVENT_ID],
+        response=list_of(ref("WebhookDelivery")),
+        errors=[WebhookNotFoundError],
+    ),
+)
 async def list_deliveries(call: Call) -> Response:
     webhook_id = call.request.path_params["webhook_id"]
     limit, starting_after = _page_params(call)
@@ -128,12 +176,21 @@ async def list_deliveries(call: Call) -> Response:
             webhook_id,
             limit=limit,
             starting_after=starting_after,
-            event_id=call.request.query_params.get("event_id"),
+            event_id=EVENT_ID.read(call.request.query_params),
         )
     )
 
 
-@endpoint(write=True)
+@endpoint(
+    Doc(
+        "Deliver an event again, now",
+        body=[],
+        body_required=False,
+        response="WebhookQueued",
+        errors=[WebhookNotFoundError],
+    ),
+    write=True,
+)
 async def retry_delivery(call: Call) -> Response:
     call.json_object(optional=True)
     params = call.request.path_params

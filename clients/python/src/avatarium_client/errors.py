@@ -98,7 +98,8 @@ class QuotaExceededError(APIError):
 
 
 class ProviderUnavailableError(APIError):
-    """503 ``ai_provider_error`` / ``tts_provider_error``: a provider failed after retries."""
+    """503 ``ai_provider_error`` / ``tts_provider_error`` / ``stt_provider_error``: a provider
+    failed after retries."""
 
     @property
     def retryable(self) -> bool:
@@ -138,7 +139,7 @@ def error_class(status: int, code: str) -> type[APIError]:
     """The class for an error response."""
     if code == "quota_exceeded":
         return QuotaExceededError
-    if code in ("ai_provider_error", "tts_provider_error"):
+    if code in ("ai_provider_error", "tts_provider_error", "stt_provider_error"):
         return ProviderUnavailableError
     if status >= 500:
         return ServerError
@@ -175,6 +176,8 @@ STATUS_OF_CODE = {
     "conversation_not_found": 404,
     "avatar_not_found": 404,
     "message_not_found": 404,
+    "knowledge_not_found": 404,
+    "webhook_not_found": 404,
     "not_found": 404,
     "method_not_allowed": 405,
     "request_in_progress": 409,
@@ -184,5 +187,6 @@ STATUS_OF_CODE = {
     "internal_error": 500,
     "ai_provider_error": 503,
     "tts_provider_error": 503,
+    "stt_provider_error": 503,
     "service_unavailable": 503,
 }

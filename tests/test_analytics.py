@@ -222,10 +222,18 @@ async def test_a_rebuild_gives_the_same_roll_ups(api: Api) -> None:
     conversation = await api.conversation(key, tts_provider="browser")
     await _send(api, key, conversation["id"], "Count me.")
 
+    account_id = (await api.state.keys.authenticate(key)).account_id
+
+    # This account's rows only: other tests on the shared app delete conversations, whose
+    # counts the roll-ups keep and a rebuild from what is stored cannot know.
     def snapshot(connection: Any) -> list[Any]:
         columns = ActivityDay.__table__.columns
-        rows = connection.execute(select(*columns).order_by(*columns)).all()
-        latency = connection.execute(text("SELECT * FROM latency_daily ORDER BY 1, 2, 3, 4")).all()
+        query = select(*columns).where(ActivityDay.account_id == account_id)
+        rows = connection.execute(query.order_by(*columns)).all()
+        latency = connection.execute(
+            text("SELECT * FROM latency_daily WHERE account_id = :a ORDER BY 1, 2, 3, 4"),
+            {"a": account_id},
+        ).all()
         return [list(rows), list(latency)]
 
     before = await api.state.db.read_core(snapshot)

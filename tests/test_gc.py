@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -61,15 +62,21 @@ async def count(api: Api, entity: type) -> int:
     )
 
 
-async def test_old_conversations_and_their_audio_go_live_ones_stay(own: Api) -> None:
-    api = own
-    key = await api.key()
-    old = await api.conversation(key)
+async def spoken_conversation(api: Api, key: str) -> dict[str, Any]:
+    """A conversation with one spoken reply."""
+    conversation = await api.conversation(key)
     sent = await api.client.post(
-        f"/v1/conversations/{old['id']}/messages", headers=api.auth(key),
+        f"/v1/conversations/{conversation['id']}/messages", headers=api.auth(key),
         json={"content": "Hello!"},
     )  # fmt: skip
     assert sent.status_code == 200 and sent.json()["audio"] is not None
+    return conversation
+
+
+async def test_old_conversations_and_their_audio_go_live_ones_stay(own: Api) -> None:
+    api = own
+    key = await api.key()
+    old = await spoken_conversation(api, key)
     files_before = await api.stored_audio()
     assert files_before
     # Without retention nothing of a conversation goes, however old.
@@ -122,13 +129,7 @@ async def test_expired_claims_and_orphaned_audio_go(own: Api) -> None:
 
 async def test_audio_no_row_points_at_goes_after_an_hour(own: Api) -> None:
     api = own
-    key = await api.key()
-    conversation = await api.conversation(key)
-    sent = await api.client.post(
-        f"/v1/conversations/{conversation['id']}/messages", headers=api.auth(key),
-        json={"content": "Hello!"},
-    )  # fmt: skip
-    assert sent.status_code == 200 and sent.json()["audio"] is not None
+    await spoken_conversation(api, await api.key())
     live = await api.stored_audio()
     orphan = "aud_orphan0000000000000.mp3"  # a reply that crashed before its row committed
     await api.state.audio.put(orphan, b"ID3")

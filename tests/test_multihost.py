@@ -153,17 +153,22 @@ def test_limits_and_quota_hold_exactly_across_hosts(cluster: Cluster) -> None:
     assert codes == {200: 5, "quota_exceeded": 7}, codes
 
 
-def test_an_audio_url_from_one_host_is_served_by_the_other(cluster: Cluster) -> None:
-    auth = cluster.key("mh-audio")
+def spoken_reply(base: str, auth: dict[str, str]) -> tuple[str, str]:
+    """A new conversation on ``base`` and its first reply's audio URL."""
     conversation = httpx.post(
-        f"{cluster.base(0)}/v1/conversations", headers=auth, json={"avatar_id": "aria-001"}
+        f"{base}/v1/conversations", headers=auth, json={"avatar_id": "aria-001"}
     ).json()
     sent = httpx.post(
-        f"{cluster.base(0)}/v1/conversations/{conversation['id']}/messages",
+        f"{base}/v1/conversations/{conversation['id']}/messages",
         headers=auth, json={"content": "Hello!"}, timeout=60,
     )  # fmt: skip
     assert sent.status_code == 200, sent.text
-    url: str = sent.json()["audio"]["url"]
+    return conversation["id"], sent.json()["audio"]["url"]
+
+
+def test_an_audio_url_from_one_host_is_served_by_the_other(cluster: Cluster) -> None:
+    auth = cluster.key("mh-audio")
+    _conversation, url = spoken_reply(cluster.base(0), auth)
     assert url.startswith(cluster.base(0))
     here = httpx.get(url)
     there = httpx.get(url.replace(cluster.base(0), cluster.base(1)))
@@ -245,18 +250,8 @@ def test_background_jobs_run_once_across_hosts(cluster: Cluster) -> None:
 
 def test_gc_on_both_hosts_at_once_deletes_each_old_conversation_once(cluster: Cluster) -> None:
     auth = cluster.key("mh-gc")
-    ids, urls = [], []
-    for n in range(6):
-        conversation = httpx.post(
-            f"{cluster.base(n)}/v1/conversations", headers=auth, json={"avatar_id": "aria-001"}
-        ).json()
-        sent = httpx.post(
-            f"{cluster.base(n)}/v1/conversations/{conversation['id']}/messages",
-            headers=auth, json={"content": "Hello!"}, timeout=60,
-        )  # fmt: skip
-        assert sent.status_code == 200, sent.text
-        ids.append(conversation["id"])
-        urls.append(sent.json()["audio"]["url"])
+    made = [spoken_reply(cluster.base(n), auth) for n in range(6)]
+    ids, urls = [c for c, _url in made], [url for _c, url in made]
     old, live = ids[:3], ids[3:]
     old_clips = {
         r[0]

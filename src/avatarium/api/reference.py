@@ -8,6 +8,7 @@ the page's Content-Security-Policy.
 from __future__ import annotations
 
 import html
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -56,6 +57,11 @@ async def docs_page(request: Request) -> Response:
 
 def _e(text: object) -> str:
     return html.escape(str(text))
+
+
+def _prose(text: str) -> str:
+    """Escaped text with its `code spans` set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -111,7 +117,7 @@ def _operation(path: str, method: str, op: dict[str, Any]) -> str:
         f"<p>{_e(op['summary'])}</p>",
     ]
     if op.get("description"):
-        out.append(f"<p>{_e(op['description'])}</p>")
+        out.append(f"<p>{_prose(op['description'])}</p>")
     security = op.get("security", [])
     auth = (
         "no key" if not security
@@ -175,7 +181,7 @@ def render(document: dict[str, Any]) -> str:
         f"<title>{_e(info['title'])} {_e(info['version'])}</title>"
         "<link rel='stylesheet' href='/static/docs.css'></head><body>"
         f"<header><h1>{_e(info['title'])} <small>{_e(info['version'])}</small></h1>"
-        f"<p>{_e(info['description'])}</p>"
+        f"<p>{_prose(info['description'])}</p>"
         "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p>"
         f"<nav><ul>{nav}<li><a href='#schemas'>schemas</a></li></ul></nav></header>"
         f"<main>{sections}<h2 id='schemas'>Schemas</h2>{schemas}</main></body></html>"

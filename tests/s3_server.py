@@ -117,7 +117,8 @@ def start_s3_server(data_dir: Path) -> S3Server:
     )
     names = [
         "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-        "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "iam.port",
+        "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance",
+        "iam.port",
     ]  # fmt: skip
     ports = dict(zip(names, _free_ports(len(names)), strict=True))
     log_path = data_dir / "weed.log"

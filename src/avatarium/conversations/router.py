@@ -31,6 +31,7 @@ from avatarium.conversations.schemas import (
     ORDER,
     SEND_FIELDS,
     STATUS,
+    parse_new_conversation,
 )
 from avatarium.core.clock import rfc3339
 from avatarium.core.errors import (
@@ -85,8 +86,9 @@ async def create_conversation(call: Call) -> Response:
     if isinstance(claimed, Replay):
         return _replay(claimed)
     try:
+        new = parse_new_conversation(body, call.state.providers)
         result = await call.state.conversations.create(
-            call.caller, body, claimed, base_url(call.request)
+            call.caller, new, claimed, base_url(call.request)
         )
     except BaseException:
         if claimed is not None:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from avatarium.api.validation import METADATA_SCHEMA, Field, Query
+from avatarium.api.validation import (
+    METADATA_SCHEMA,
+    Field,
+    Query,
+    check_language,
+    validate,
+    validate_metadata,
+)
 from avatarium.conversations.models import Conversation, Message
 from avatarium.core.clock import rfc3339
+from avatarium.core.errors import InvalidParameterError
+from avatarium.providers.byok import ByokKey, parse_byok
+from avatarium.providers.registry import ProviderRegistry
 from avatarium.speech.models import AudioClip
 from avatarium.speech.service import SpeechService
 from avatarium.usage.ledger import stt_seconds
@@ -39,6 +51,41 @@ CLIENT_TOKEN_FIELDS = [Field("expires_in", int, minimum=10, maximum=86_400)]
 STATUS = Query("status", allowed=("active", "idle", "ended"), description="Only these.")
 AVATAR_ID = Query("avatar_id", description="Only conversations with this avatar.")
 ORDER = Query("order", allowed=("asc", "desc"), default="asc", description="By time.")
+
+
+@dataclass(frozen=True)
+class NewConversation:
+    """A checked ``POST /v1/conversations`` body (providers are checked by the service,
+    which knows the caller's mode)."""
+
+    avatar_id: str
+    ai_provider: str | None = None
+    tts_provider: str | None = None
+    voice_id: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    stt_provider: str | None = None
+    language: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    byok: ByokKey | None = None
+
+
+def parse_new_conversation(body: Mapping[str, Any], registry: ProviderRegistry) -> NewConversation:
+    """Check a create body in the documented order: the fields, then ``metadata``, then
+    ``byok`` (which must name the same provider as ``ai_provider``), then ``language``."""
+    fields = validate(body, CREATE_FIELDS)
+    metadata = validate_metadata(fields.pop("metadata")) if "metadata" in fields else {}
+    byok = parse_byok(fields.pop("byok"), registry) if "byok" in fields else None
+    if byok is not None and fields.get("ai_provider", byok.provider) != byok.provider:
+        raise InvalidParameterError(
+            "byok.provider",
+            "not_allowed",
+            "byok.provider must match ai_provider.",
+            allowed=[fields["ai_provider"]],
+        )
+    if "language" in fields:
+        check_language(fields["language"])
+    return NewConversation(**fields, metadata=metadata, byok=byok)
 
 
 def status_of(conversation: Conversation, now: datetime, idle_after_s: int) -> str:

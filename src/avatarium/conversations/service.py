@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,18 +13,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from avatarium.analytics.rollup import add_activity
-from avatarium.api.validation import (
-    check_language,
-    validate,
-    validate_metadata,
-)
 from avatarium.avatars.catalog import Avatar
 from avatarium.avatars.service import AvatarService
 from avatarium.conversations.idempotency import Attempt, IdempotencyStore
 from avatarium.conversations.models import Conversation, Message
 from avatarium.conversations.prompt import Turn
 from avatarium.conversations.schemas import (
-    CREATE_FIELDS,
+    NewConversation,
     conversation_json,
     message_event,
     message_json,
@@ -42,7 +37,7 @@ from avatarium.core.settings import Settings
 from avatarium.core.wire import wire_json
 from avatarium.keys.service import Principal
 from avatarium.knowledge.service import KnowledgeService
-from avatarium.providers.byok import ByokProviders, parse_byok, seal
+from avatarium.providers.byok import ByokProviders, seal
 from avatarium.providers.errors import ProviderError
 from avatarium.providers.fallback import ProviderHealth
 from avatarium.providers.registry import ProviderRegistry
@@ -111,40 +106,29 @@ class ConversationService:
     async def create(
         self,
         principal: Principal,
-        body: Mapping[str, Any],
+        new: NewConversation,
         attempt: Attempt | None,
         base_url: str,
     ) -> dict[str, Any]:
-        fields = validate(body, CREATE_FIELDS)
-        metadata = validate_metadata(fields["metadata"]) if "metadata" in fields else {}
-        byok = parse_byok(fields["byok"], self.providers) if "byok" in fields else None
-        if byok is not None and fields.get("ai_provider", byok.provider) != byok.provider:
-            raise InvalidParameterError(
-                "byok.provider",
-                "not_allowed",
-                "byok.provider must match ai_provider.",
-                allowed=[fields["ai_provider"]],
-            )
+        byok = new.byok
         # Parameters before lookups (the documented check order): explicit providers first.
-        if "ai_provider" in fields and byok is None:
-            select_llm(self.providers, fields["ai_provider"], principal.mode)
-        if "tts_provider" in fields:
-            select_tts(self.providers, fields["tts_provider"], principal.mode)
-        if "stt_provider" in fields:
-            select_stt(self.providers, fields["stt_provider"], principal.mode)
-        if "language" in fields:
-            check_language(fields["language"])
-        avatar = await self.avatars.resolve(principal, fields["avatar_id"])
+        if new.ai_provider is not None and byok is None:
+            select_llm(self.providers, new.ai_provider, principal.mode)
+        if new.tts_provider is not None:
+            select_tts(self.providers, new.tts_provider, principal.mode)
+        if new.stt_provider is not None:
+            select_stt(self.providers, new.stt_provider, principal.mode)
+        avatar = await self.avatars.resolve(principal, new.avatar_id)
         if avatar is None:
             raise AvatarNotFoundError(
-                f"No avatar {fields['avatar_id']!r}.", details={"field": "avatar_id"}
+                f"No avatar {new.avatar_id!r}.", details={"field": "avatar_id"}
             )
         ai_name = (
             (byok.provider if byok else None)
-            or fields.get("ai_provider")
+            or new.ai_provider
             or (avatar.defaults.get("ai_provider", self.settings.default_ai_provider))
         )
-        tts_name = fields.get("tts_provider") or avatar.defaults.get(
+        tts_name = new.tts_provider or avatar.defaults.get(
             "tts_provider", self.settings.default_tts_provider
         )
         own_model = avatar.model if ai_name == avatar.defaults.get("ai_provider") else None
@@ -155,10 +139,8 @@ class ConversationService:
                 self.providers, ai_name, principal.mode
             ).provider.default_model
         tts = select_tts(self.providers, tts_name, principal.mode)
-        voice_id = (
-            fields.get("voice_id") or avatar.voices.get(tts_name) or tts.provider.default_voice
-        )
-        if "voice_id" in fields and tts.name == tts_name:
+        voice_id = new.voice_id or avatar.voices.get(tts_name) or tts.provider.default_voice
+        if new.voice_id is not None and tts.name == tts_name:
             await self.speech.require_voice(tts.provider, tts_name, voice_id, "voice_id")
         now = self.clock.now()
         conversation = Conversation(
@@ -170,10 +152,10 @@ class ConversationService:
             ai_provider=ai_name,
             tts_provider=tts_name,
             voice_id=voice_id,
-            model=fields.get("model") or own_model or default_model,
+            model=new.model or own_model or default_model,
             # Empty: the avatar's personality as it is at each send.
-            system_prompt=fields.get("system_prompt") or "",
-            metadata_=metadata,
+            system_prompt=new.system_prompt or "",
+            metadata_=new.metadata,
             message_count=0,
             ai_tokens=0,
             tts_characters=0,
@@ -183,9 +165,9 @@ class ConversationService:
             stt_ms=0,
             escalated=False,
             escalation_reason=None,
-            stt_provider=fields.get("stt_provider")
+            stt_provider=new.stt_provider
             or avatar.defaults.get("stt_provider", self.settings.default_stt_provider),
-            language=fields.get("language") or avatar.defaults.get("language"),
+            language=new.language or avatar.defaults.get("language"),
         )
         greeting = None
         if avatar.greeting:

@@ -12,7 +12,15 @@ import pytest
 from avatarium.providers.stt.base import Utterance
 from tests.conftest import start_api
 from tests.support import Api, assert_error
-from tests.voice_audio import FORMATS, SENTENCES, encode, silence, spoken_pcm, word_errors
+from tests.voice_audio import (
+    FORMATS,
+    SENTENCES,
+    encode,
+    silence,
+    spoken_corpus,
+    spoken_pcm,
+    word_errors,
+)
 
 QUESTION = "What time does the library open on Sunday?"
 
@@ -55,13 +63,14 @@ async def test_the_embedded_recogniser_gets_known_sentences_right(embedded: Api,
     chain = listening.chain(principal, None)
     errors = total = 0
     misheard = []
+    corpus = spoken_corpus()
     for sentence in SENTENCES:
         if path == "transcriptions":
-            response = await transcribe(embedded, key, encode(spoken_pcm(sentence), "wav"))
+            response = await transcribe(embedded, key, encode(corpus[sentence], "wav"))
             assert response.status_code == 200, response.text
             heard = response.json()["text"]
         else:
-            heard = (await listening.recognise(chain, Utterance(spoken_pcm(sentence)))).text
+            heard = (await listening.recognise(chain, Utterance(corpus[sentence]))).text
         wrong, words = word_errors(sentence, heard)
         errors, total = errors + wrong, total + words
         if wrong:

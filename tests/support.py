@@ -219,3 +219,27 @@ async def scripted_live_key(
     api.state.providers.register(ProviderSpec(llm.name, "llm", lambda _s: llm))
     account = await api.state.accounts.ensure(f"acct-{secrets.token_hex(6)}", "enterprise")
     return (await api.state.keys.create(account, mode="live")).secret, llm
+
+
+async def assert_ranges_served(client: httpx.AsyncClient, url: str) -> None:
+    """A clip's signed URL answers byte ranges as media players ask for them (206 with the
+    part), and the whole clip for a range it cannot serve."""
+    whole = await client.get(url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    data, size = whole.content, len(whole.content)
+    assert size > 200
+    cases = {
+        "bytes=0-99": (0, 99),
+        "bytes=100-": (100, size - 1),
+        "bytes=-50": (size - 50, size - 1),
+        f"bytes=10-{size + 500}": (10, size - 1),
+    }
+    for header, (first, last) in cases.items():
+        part = await client.get(url, headers={"Range": header})
+        assert part.status_code == 206, (header, part.status_code)
+        assert part.headers["content-range"] == f"bytes {first}-{last}/{size}", header
+        assert part.headers["content-length"] == str(last - first + 1)
+        assert part.content == data[first : last + 1], header
+    for header in (f"bytes={size}-", "bytes=0-1,5-9", "bytes=abc", "items=0-9", "bytes=²-"):
+        ignored = await client.get(url, headers={"Range": header.encode()})
+        assert ignored.status_code == 200 and ignored.content == data, header

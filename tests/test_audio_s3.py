@@ -15,7 +15,7 @@ from avatarium.core.settings import Settings
 from avatarium.storage.s3 import S3AudioStore, S3Location
 from tests.conftest import start_api
 from tests.s3_server import S3Server
-from tests.support import Api
+from tests.support import Api, assert_ranges_served
 
 
 def store_for(s3: S3Server, tmp_path: Path, bucket: str, prefix: str = "audio") -> S3AudioStore:
@@ -97,6 +97,7 @@ async def test_replies_are_spoken_into_the_bucket_and_served_from_it(
     clip = url.split("/v1/audio/")[1].split("?")[0]
     stored = s3_server.client().get_object(Bucket=bucket, Key=f"audio/{clip}")["Body"].read()
     assert stored[:3] == b"ID3" or stored[0] == 0xFF  # an MP3
+    await assert_ranges_served(api.client, url.removeprefix("http://testserver"))
     fetched = await api.client.get(url.removeprefix("http://testserver"))
     assert fetched.status_code == 200
     assert fetched.headers["content-type"] == "audio/mpeg"

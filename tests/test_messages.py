@@ -8,7 +8,7 @@ from typing import Any
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.registry import ProviderSpec
 from avatarium.speech.mp3 import mp3_duration_ms
-from tests.support import Api, FailingTTS, ScriptedLLM, assert_error
+from tests.support import Api, FailingTTS, ScriptedLLM, assert_error, assert_ranges_served
 
 CONVERSATIONS = "/v1/conversations"
 
@@ -53,6 +53,7 @@ async def test_reply_has_text_speech_and_usage(api: Api) -> None:
     download = await api.client.get(local(reply["audio_url"]))
     assert download.status_code == 200
     assert download.headers["content-type"] == "audio/mpeg"
+    await assert_ranges_served(api.client, local(reply["audio_url"]))
     measured = mp3_duration_ms(download.content)
     assert abs(measured - audio["duration_ms"]) <= 0.1 * audio["duration_ms"]
     timing = response.headers["server-timing"]

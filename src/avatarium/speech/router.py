@@ -120,6 +120,14 @@ async def list_voices(call: Call) -> Response:
 @endpoint(
     Doc(
         "A reply's MP3, by the signed URL a message carries (no key needed)",
+        description="Takes `Range: bytes=first-last` (or `first-`, or `-count`): 206 with that "
+        "part, as media players ask; any other range gets the whole clip.",
+        responses={
+            "206": {
+                "description": "The part of the clip the Range header asked for",
+                "content": {"audio/mpeg": {"schema": BINARY}},
+            }
+        },
         query=[
             Query("expires", description="From the signed URL."),
             Query("sig", description="From the signed URL."),
@@ -150,15 +158,55 @@ async def download_audio(call: Call) -> Response:
         if caller is not None and (caller.account_id, caller.mode) != (clip.account_id, clip.mode):
             raise missing  # a key from elsewhere must not learn that the clip exists
         storage_key = clip.storage_key
-    blob = await state.speech.store.open(storage_key)
+    store = state.speech.store
+    headers = {"Cache-Control": "private, max-age=3600", "Accept-Ranges": "bytes"}
+    wanted = call.request.headers.get("range")
+    if wanted is not None:
+        # Media elements (Safari's above all) ask for parts of a clip: answer 206 with that
+        # part. A range we cannot serve is ignored: the whole clip, as HTTP allows.
+        size = await store.size(storage_key)
+        if size is None:
+            raise missing
+        part = byte_range(wanted, size)
+        if part is not None:
+            first, last = part
+            blob = await store.open(storage_key, first, last)
+            if blob is None:
+                raise missing
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+            headers["Content-Length"] = str(last - first + 1)
+            return StreamingResponse(
+                blob.chunks, status_code=206, media_type="audio/mpeg", headers=headers
+            )
+    blob = await store.open(storage_key)
     if blob is None:
         raise missing
     # Streamed: a clip in an object store is passed on as it arrives, never held whole.
-    return StreamingResponse(
-        blob.chunks,
-        media_type="audio/mpeg",
-        headers={"Cache-Control": "private, max-age=3600", "Content-Length": str(blob.size)},
-    )
+    headers["Content-Length"] = str(blob.size)
+    return StreamingResponse(blob.chunks, media_type="audio/mpeg", headers=headers)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one byte range ``Range: bytes=...`` asks for (first and last, inclusive), or
+    ``None`` for anything else: several ranges, another unit, a malformed or unsatisfiable
+    one."""
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    start, dash, end = spec.strip().partition("-")
+    if not dash or not (start + end).isascii() or len(start) > 18 or len(end) > 18:
+        return None
+    if not start:  # the last N bytes
+        if not end.isdigit() or int(end) == 0 or size == 0:
+            return None
+        return max(0, size - int(end)), size - 1
+    if not start.isdigit() or (end and not end.isdigit()):
+        return None
+    first = int(start)
+    last = min(int(end), size - 1) if end else size - 1
+    if first >= size or last < first:
+        return None
+    return first, last
 
 
 routes = [

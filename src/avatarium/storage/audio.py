@@ -35,8 +35,13 @@ class AudioStore(Protocol):
         """The bytes under ``key``, or ``None`` when absent."""
         ...
 
-    async def open(self, key: str) -> AudioBlob | None:
-        """The blob under ``key`` to stream, or ``None`` when absent."""
+    async def open(self, key: str, first: int = 0, last: int | None = None) -> AudioBlob | None:
+        """The blob under ``key`` to stream (bytes ``first`` to ``last`` inclusive, within its
+        size), or ``None`` when absent."""
+        ...
+
+    async def size(self, key: str) -> int | None:
+        """The size of the blob under ``key``, or ``None`` when absent."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -91,25 +96,39 @@ class LocalAudioStore:
         except FileNotFoundError:
             return None
 
-    async def open(self, key: str) -> AudioBlob | None:
+    async def open(self, key: str, first: int = 0, last: int | None = None) -> AudioBlob | None:
         path = self._path(key)
         try:
             handle = path.open("rb")
         except FileNotFoundError:
             return None
         size = os.fstat(handle.fileno()).st_size
+        wanted = (size - 1 if last is None else min(last, size - 1)) - first + 1
+        if first:
+            handle.seek(first)
 
         async def chunks() -> AsyncIterator[bytes]:
+            left = max(0, wanted)
             try:
-                if size <= INLINE_WRITE_BYTES:  # one read from the page cache: no thread hop
-                    yield handle.read()
+                if left <= INLINE_WRITE_BYTES:  # one read from the page cache: no thread hop
+                    yield handle.read(left)
                     return
-                while chunk := await asyncio.to_thread(handle.read, READ_CHUNK_BYTES):
+                while left > 0:
+                    chunk = await asyncio.to_thread(handle.read, min(READ_CHUNK_BYTES, left))
+                    if not chunk:
+                        return
+                    left -= len(chunk)
                     yield chunk
             finally:
                 handle.close()
 
         return AudioBlob(size=size, chunks=chunks())
+
+    async def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -116,18 +116,30 @@ class S3AudioStore:
             return None
         return b"".join([chunk async for chunk in blob.chunks])
 
-    async def open(self, key: str) -> AudioBlob | None:
+    async def open(self, key: str, first: int = 0, last: int | None = None) -> AudioBlob | None:
         from botocore.exceptions import ClientError
 
+        # The whole object unless a part was asked for ("bytes=0-" is the whole object too).
+        wanted = f"bytes={first}-{'' if last is None else last}"
         try:
             response = await asyncio.to_thread(
-                self._client.get_object, Bucket=self.location.bucket, Key=self.location.key(key)
+                self._client.get_object,
+                Bucket=self.location.bucket,
+                Key=self.location.key(key),
+                Range=wanted,
             )
         except ClientError as error:
             if _missing(error):
                 return None
             raise
         body = response["Body"]
+        # A ranged read answers "bytes first-last/size": the size is the whole object's.
+        content_range = str(response.get("ContentRange") or "")
+        size = (
+            int(content_range.rsplit("/", 1)[1])
+            if "/" in content_range
+            else int(response["ContentLength"])
+        )
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
@@ -136,7 +148,20 @@ class S3AudioStore:
             finally:
                 body.close()  # a listener that hung up must not pin a pooled connection
 
-        return AudioBlob(size=int(response["ContentLength"]), chunks=chunks())
+        return AudioBlob(size=size, chunks=chunks())
+
+    async def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = await asyncio.to_thread(
+                self._client.head_object, Bucket=self.location.bucket, Key=self.location.key(key)
+            )
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise
+        return int(head["ContentLength"])
 
     async def delete(self, key: str) -> None:
         await self.delete_many([key])

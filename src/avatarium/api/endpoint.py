@@ -221,9 +221,7 @@ def endpoint(
                 response.headers.setdefault(name, value)
             return response
 
-        run.operation = Operation(  # type: ignore[attr-defined]
-            doc, auth=auth, write=write, admitted=True, upload_limit=upload_limit
-        )
+        run.operation = Operation(doc, auth=auth, admitted=True)  # type: ignore[attr-defined]
         return run
 
     return wrap

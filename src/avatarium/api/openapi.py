@@ -97,10 +97,10 @@ def _success(doc: Doc) -> dict[str, Any]:
         content["application/json"] = {"schema": schema}
     for media_type, alternative in doc.alternatives.items():
         content[media_type] = {"schema": dict(alternative)}
-    answer: dict[str, Any] = {"description": "OK" if not doc.accepted else "Accepted"}
+    answer: dict[str, Any] = {"description": "OK"}
     if content:
         answer["content"] = content
-    return {"202" if doc.accepted else "200": answer}
+    return {"200": answer}
 
 
 def _request_body(doc: Doc) -> dict[str, Any] | None:

@@ -40,8 +40,6 @@ class Doc:
     alternatives: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     errors: Sequence[type[AvatariumError]] = ()
     tag: str | None = None
-    # 202 instead of 200 (work accepted for the background).
-    accepted: bool = False
     # Further responses, as OpenAPI writes them (status -> response object).
     responses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Takes an Idempotency-Key header (and so may answer 409 request_in_progress).
@@ -54,10 +52,8 @@ class Operation:
 
     doc: Doc
     auth: Literal["required", "optional", "none"] = "none"
-    write: bool = False
-    reads_body: bool = False
-    admitted: bool = False  # counted against rate limits
-    upload_limit: int | None = None
+    # Runs the API pipeline (body limits, rate limits, the error envelope on failures).
+    admitted: bool = False
 
 
 def documented(doc: Doc) -> Callable[[F], F]:

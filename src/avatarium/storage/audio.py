@@ -31,10 +31,6 @@ class AudioStore(Protocol):
         """Store ``data`` under ``key`` durably (overwrites)."""
         ...
 
-    async def get(self, key: str) -> bytes | None:
-        """The bytes under ``key``, or ``None`` when absent."""
-        ...
-
     async def open(self, key: str, first: int = 0, last: int | None = None) -> AudioBlob | None:
         """The blob under ``key`` to stream (bytes ``first`` to ``last`` inclusive, within its
         size), or ``None`` when absent."""
@@ -88,13 +84,6 @@ class LocalAudioStore:
             self._path(key).write_bytes(data)
         else:
             await asyncio.to_thread(self._path(key).write_bytes, data)
-
-    async def get(self, key: str) -> bytes | None:
-        path = self._path(key)
-        try:
-            return await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            return None
 
     async def open(self, key: str, first: int = 0, last: int | None = None) -> AudioBlob | None:
         path = self._path(key)

@@ -9,6 +9,7 @@ and a download is streamed chunk by chunk rather than read whole.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -110,24 +111,16 @@ class S3AudioStore:
             ContentType="audio/mpeg",
         )
 
-    async def get(self, key: str) -> bytes | None:
-        blob = await self.open(key)
-        if blob is None:
-            return None
-        return b"".join([chunk async for chunk in blob.chunks])
-
     async def open(self, key: str, first: int = 0, last: int | None = None) -> AudioBlob | None:
         from botocore.exceptions import ClientError
 
-        # The whole object unless a part was asked for ("bytes=0-" is the whole object too).
-        wanted = f"bytes={first}-{'' if last is None else last}"
+        get = functools.partial(
+            self._client.get_object, Bucket=self.location.bucket, Key=self.location.key(key)
+        )
+        if first or last is not None:  # a part ("bytes=0-" of an empty object is a 416)
+            get = functools.partial(get, Range=f"bytes={first}-{'' if last is None else last}")
         try:
-            response = await asyncio.to_thread(
-                self._client.get_object,
-                Bucket=self.location.bucket,
-                Key=self.location.key(key),
-                Range=wanted,
-            )
+            response = await asyncio.to_thread(get)
         except ClientError as error:
             if _missing(error):
                 return None

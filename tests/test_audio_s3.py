@@ -39,6 +39,8 @@ async def test_the_store_keeps_streams_and_deletes_objects(
     small = await store.open("aud_small.mp3")
     assert small is not None and b"".join([c async for c in small.chunks]) == b"ID3small"
     assert await store.open("aud_absent.mp3") is None
+    assert await store.size("aud_big.mp3") == len(big)
+    assert await store.size("aud_absent.mp3") is None
     # The objects live under the prefix, with the MP3 content type.
     head = s3_server.client().head_object(Bucket=bucket, Key="deploy/audio/aud_small.mp3")
     assert head["ContentType"] == "audio/mpeg"

@@ -164,7 +164,8 @@ async def download_audio(call: Call) -> Response:
     if wanted is not None:
         # Media elements (Safari's above all) ask for parts of a clip: answer 206 with that
         # part. A range we cannot serve is ignored: the whole clip, as HTTP allows.
-        size = await store.size(storage_key)
+        # The clip's row knows its size; a chunk still streaming has no row yet: ask.
+        size = clip.byte_size if clip is not None else await store.size(storage_key)
         if size is None:
             raise missing
         part = byte_range(wanted, size)

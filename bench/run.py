@@ -12,6 +12,8 @@
 7. A send's overhead against conversation length, 0 to 10,000 messages (bench/history.py).
 6. Streamed replies: time from the request to the first `audio` event and to `done`, over
    replies of three or more sentences (bench/streaming.py).
+   Then 1, 2, 4 and 8 streams at once: first audio p50/max and the engine's aggregate
+   tokens/s (bench/many_streams.py).
 8. Spoken turns over the WebSocket in continuous mode: last speech to first audio, end of
    turn to first audio, the recogniser's real-time factor, the worker's memory and CPU
    (bench/voice.py).
@@ -223,6 +225,7 @@ def main() -> None:
             "history",
             "limits",
             "streaming",
+            "many_streams",
             "voice",
             "knowledge",
             "webhooks",
@@ -256,6 +259,11 @@ def main() -> None:
         from streaming import bench_streaming  # bench/streaming.py: SSE, first audio
 
         bench_streaming()
+        print()
+    if args.only in (None, "many_streams"):
+        from many_streams import bench_many_streams  # bench/many_streams.py: 1-8 at once
+
+        bench_many_streams()
         print()
     if args.only in (None, "voice"):
         from voice import bench_voice  # bench/voice.py: spoken turns over the WebSocket

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Embedded model: bounded replies keep a 2-core machine responsive.
     local_threads: int = Field(default=2, ge=1, le=64)
     local_context_tokens: int = Field(default=2048, ge=256, le=32768)
+    # Replies the embedded model works on at once (each holds a context of its own, about
+    # 65 MB at 2,048 tokens, made at load); more wait in order of arrival.
+    local_slots: int = Field(default=4, ge=1, le=64)
     local_max_tokens: int = Field(default=96, ge=1, le=4096)
     local_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     local_model_path: Path | None = None

@@ -29,6 +29,8 @@ class Timings:
         parts = [f"app;dur={app_ms:.2f}"]
         for name in ("db", "ai", "tts"):
             parts.append(f"{name};dur={self.phases.get(name, 0.0):.2f}")
+        if "queue" in self.phases:  # waited for the embedded model (all its slots busy)
+            parts.append(f"queue;dur={self.phases['queue']:.2f}")
         return ", ".join(parts)
 
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from pathlib import Path
 
 from avatarium.core.events import TextDelta, Usage
 from avatarium.core.settings import Settings
+from avatarium.core.timing import current_timings
 from avatarium.providers.errors import FailureCategory, ProviderError
 from avatarium.providers.llm.base import ChatMessage, ChatRequest
 from avatarium.providers.llm.local_engine import (
     MODEL_NAME,
+    Generated,
     LocalEngine,
     bundled_model_path,
     chatml,
@@ -43,6 +47,7 @@ class LocalProvider:
     def __init__(self, settings: Settings) -> None:
         self._model_path: Path = settings.local_model_path or bundled_model_path()
         self._threads = settings.local_threads
+        self._slots = settings.local_slots
         self.context_tokens = settings.local_context_tokens
         self.max_reply_tokens = settings.local_max_tokens
         self._temperature = settings.local_temperature
@@ -50,7 +55,7 @@ class LocalProvider:
 
     def engine(self) -> LocalEngine:
         """The loaded model (first call loads it)."""
-        return shared_engine(self._model_path, self._threads, self.context_tokens)
+        return shared_engine(self._model_path, self._threads, self.context_tokens, self._slots)
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:
         # ChatML wraps each message in special tokens, which the tokenizer never merges
@@ -74,43 +79,47 @@ class LocalProvider:
         cancelled = threading.Event()
         prompt = chatml([(m.role, m.content) for m in request.messages])
         engine = self.engine()
+        meter = request.meter
+        timings = current_timings.get()  # this request's (the engine reports from its thread)
 
         def put(item: object) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        meter = request.meter
-
         def count(prompt_tokens: int, produced: int) -> None:
             meter.prompt_tokens, meter.completion_tokens = prompt_tokens, produced
 
-        def run() -> None:
-            try:
-                counts = engine.generate(
-                    prompt,
-                    self.max_reply_tokens,
-                    self._temperature,
-                    lambda text: put(TextDelta(text)),
-                    cancelled,
-                    count,
-                    # Copying the facts it was given is the point of a grounded reply; the
-                    # penalty on repeating recent tokens makes the model paraphrase them
-                    # into errors ("£314" for "314 euros"): 16 of 25 facts stated with it,
-                    # 19 without (bench/knowledge.py, docs/knowledge.md).
-                    repeat_penalty=1.0 if request.grounded else REPEAT_PENALTY,
-                )
-                put(Usage(ai_tokens=sum(counts)))
-            except Exception as exc:  # surfaced to the consumer as a provider failure
-                put(exc)
-            finally:
-                put(_END)
+        def ended(done: Future[Generated]) -> None:
+            error = done.exception()
+            if error is not None:
+                put(error)
+            else:
+                generated = done.result()
+                if timings is not None and generated.waited_s > 0.001:
+                    timings.add("queue", generated.waited_s * 1000.0)  # all slots were busy
+                put(Usage(ai_tokens=generated.prompt_tokens + generated.completion_tokens))
+            put(_END)
 
-        worker = loop.run_in_executor(None, run)
+        # No thread per reply: the engine's own thread runs every reply's steps.
+        reply = engine.start(
+            prompt,
+            self.max_reply_tokens,
+            self._temperature,
+            lambda text: put(TextDelta(text)),
+            cancelled,
+            count,
+            # Copying the facts it was given is the point of a grounded reply; the penalty
+            # on repeating recent tokens makes the model paraphrase them into errors ("£314"
+            # for "314 euros"): 16 of 25 facts stated with it, 19 without
+            # (bench/knowledge.py, docs/knowledge.md).
+            repeat_penalty=1.0 if request.grounded else REPEAT_PENALTY,
+        )
+        reply.add_done_callback(ended)
         try:
             while True:
                 item = await queue.get()
                 if item is _END:
                     break
-                if isinstance(item, Exception):
+                if isinstance(item, BaseException):
                     raise ProviderError(
                         FailureCategory.BAD_RESPONSE, self.name, f"embedded model failed: {item}"
                     ) from item
@@ -118,7 +127,10 @@ class LocalProvider:
                 yield item
         finally:
             cancelled.set()
-            await asyncio.shield(worker)
+            # Returns once the reply has left the engine (at its next step at the latest);
+            # its failure, if any, was raised above.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wrap_future(reply))
 
 
 def _build(settings: Settings) -> LocalProvider:

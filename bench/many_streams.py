@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from common import embedded_server, pct
+from streaming import stream_once
 
 from avatarium.core.settings import Settings
 
@@ -30,23 +31,8 @@ PROMPT = "Tell me about the moon in three sentences."
 def _first_audio(base: str, key: str, conversation: str, start: threading.Barrier) -> float:
     with httpx.Client(base_url=base, timeout=120, headers={"Authorization": f"Bearer {key}"}) as c:
         start.wait()
-        begin = time.perf_counter()
-        with c.stream(
-            "POST",
-            f"/v1/conversations/{conversation}/messages",
-            json={"content": PROMPT, "stream": True},
-        ) as response:
-            response.raise_for_status()
-            event = ""
-            first = 0.0
-            for line in response.iter_lines():
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:") and event == "audio" and not first:
-                    first = (time.perf_counter() - begin) * 1000
-                elif line.startswith("data:") and event == "error":
-                    raise RuntimeError(line)
-        if not first:
+        first, _done, chunks = stream_once(c, conversation, PROMPT)
+        if not chunks:
             raise RuntimeError("a streamed reply ended without any audio")
         return first
 

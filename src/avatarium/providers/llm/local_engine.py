@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from avatarium.core.model_files import package_dir, verify
 from avatarium.providers.llm.local_scheduler import Scheduler
 from avatarium.speech.chunker import FIRST_HARD_LIMIT
@@ -54,15 +57,12 @@ class _Slot:
 
     llm: Any
 
-    def shared_prefix(self, tokens: list[int]) -> int:
+    def shared_prefix(self, tokens: npt.NDArray[np.intc]) -> int:
         """How many of ``tokens`` this slot's cache already holds, from the start."""
         held = self.llm.input_ids[: self.llm.n_tokens]
-        count = 0
-        for mine, theirs in zip(held, tokens, strict=False):
-            if mine != theirs:
-                break
-            count += 1
-        return count
+        common = min(len(held), len(tokens))
+        differ = np.flatnonzero(held[:common] != tokens[:common])
+        return int(differ[0]) if differ.size else common
 
 
 class LocalEngine:
@@ -124,17 +124,8 @@ class LocalEngine:
         reply = _Reply(
             self, prompt, max_tokens, temperature, on_text, cancelled, on_token, repeat_penalty
         )
-        done: Future[Generated] = Future()
-
-        def finished(waited: Future[float]) -> None:
-            error = waited.exception()
-            if error is not None:
-                done.set_exception(error)
-            else:
-                done.set_result(Generated(len(reply.tokens), reply.produced, waited.result()))
-
-        self._scheduler.submit(reply).add_done_callback(finished)
-        return done
+        self._scheduler.submit(reply)
+        return reply.done
 
     def generate(
         self,
@@ -188,7 +179,8 @@ class _Reply:
         self.repeat_penalty = repeat_penalty
         self.produced = 0
         self.written = 0  # characters
-        self._llm: Any = None
+        self.done: Future[Generated] = Future()
+        self._llm: Any = None  # its slot's context, from its first step
         self._read = 0  # prompt tokens in the slot's cache
         self._steps: Generator[int, Any, None] | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -201,23 +193,24 @@ class _Reply:
             self.on_token(len(tokens), 0)
         return tokens
 
+    @functools.cached_property
+    def _token_array(self) -> npt.NDArray[np.intc]:
+        return np.asarray(self.tokens, dtype=np.intc)
+
     @property
     def starting(self) -> bool:
         return self.written < STARTING_CHARS
 
-    def fit(self, slot: object) -> int:
-        assert isinstance(slot, _Slot)
-        return slot.shared_prefix(self.tokens)
+    def fit(self, slot: _Slot) -> int:
+        return slot.shared_prefix(self._token_array)
 
-    def begin(self, slot: object) -> None:
-        assert isinstance(slot, _Slot)
-        self._llm = slot.llm
-        self._read = min(slot.shared_prefix(self.tokens), len(self.tokens) - 1)
-        self._llm.n_tokens = self._read  # eval() drops whatever the cache holds past this
-
-    def step(self) -> bool:
+    def step(self, slot: _Slot) -> bool:
         if self.cancelled.is_set():
             return True
+        if self._llm is None:  # its first step: keep what the slot's cache already holds
+            self._llm = slot.llm
+            self._read = min(self.fit(slot), len(self.tokens) - 1)
+            self._llm.n_tokens = self._read  # eval() drops whatever the cache holds past it
         last = len(self.tokens) - 1
         if self._read < last:
             piece = self.tokens[self._read : min(self._read + PROMPT_PIECE, last)]
@@ -245,12 +238,18 @@ class _Reply:
             self.on_text(text)
         return self.produced >= self.max_tokens
 
-    def end(self) -> None:
-        if self._steps is not None:
-            self._steps.close()
-        tail = self._decoder.decode(b"", final=True)
-        if tail:
-            self.on_text(tail)
+    def end(self, waited_s: float, error: BaseException | None) -> None:
+        try:
+            if self._steps is not None:
+                self._steps.close()
+            tail = self._decoder.decode(b"", final=True)
+            if tail:
+                self.on_text(tail)
+        finally:
+            if error is not None:
+                self.done.set_exception(error)
+            else:
+                self.done.set_result(Generated(len(self.tokens), self.produced, waited_s))
 
 
 _engines: dict[tuple[Path, int, int, int], LocalEngine] = {}

@@ -21,18 +21,21 @@ about a quarter of the aggregate tokens/s when measured (``bench/many_streams.py
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-# How often the scheduler looks whether a reply waiting for a slot was cancelled.
-_POLL_S = 0.05
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+S_contra = TypeVar("S_contra", contravariant=True)
 
 
-class Job(Protocol):
-    """One reply, as the scheduler drives it (on the scheduler's thread)."""
+class Job(Protocol[S_contra]):
+    """One reply, as the scheduler drives it (every call on the scheduler's thread)."""
 
     cancelled: threading.Event
 
@@ -41,36 +44,28 @@ class Job(Protocol):
         """Whether it has not yet written its first words (it then goes first)."""
         ...
 
-    def fit(self, slot: object) -> int:
+    def fit(self, slot: S_contra) -> int:
         """How well ``slot`` suits it: the prompt tokens its cache already holds."""
         ...
 
-    def begin(self, slot: object) -> None:
-        """It got ``slot``."""
+    def step(self, slot: S_contra) -> bool:
+        """One step in ``slot`` (always the same one); True when the reply is complete
+        (or cancelled)."""
         ...
 
-    def step(self) -> bool:
-        """One step; True when the reply is complete (or cancelled)."""
+    def end(self, waited_s: float, error: BaseException | None) -> None:
+        """It is over: complete, cancelled (if before it got a slot, ``step`` was never
+        called) or failed with ``error``; ``waited_s`` is how long it waited for a slot.
+        Its slot is handed on after this."""
         ...
 
-    def end(self) -> None:
-        """Finish up (close what it opened); its slot is handed on after this."""
-        ...
 
-
-S = TypeVar("S")
-
-
-class _Entry:
-    __slots__ = ("arrived", "begun", "future", "job", "slot", "waited")
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.arrived = time.perf_counter()
-        self.waited = 0.0
-        self.slot: object | None = None
-        self.begun = False
-        self.future: Future[float] = Future()
+@dataclass(eq=False)
+class _Entry(Generic[S]):
+    job: Job[S]
+    arrived: float = field(default_factory=time.perf_counter)
+    waited: float = 0.0
+    slot: S | None = None
 
 
 class Scheduler(Generic[S]):
@@ -79,8 +74,8 @@ class Scheduler(Generic[S]):
     def __init__(self, slots: list[S]) -> None:
         self._cond = threading.Condition()
         self._free: list[S] = list(slots)
-        self._waiting: deque[_Entry] = deque()
-        self._active: deque[_Entry] = deque()
+        self._waiting: deque[_Entry[S]] = deque()
+        self._active: deque[_Entry[S]] = deque()
         self._thread: threading.Thread | None = None
 
     @property
@@ -89,28 +84,26 @@ class Scheduler(Generic[S]):
         with self._cond:
             return len(self._active)
 
-    def submit(self, job: Job) -> Future[float]:
-        """Queue ``job``; the future gives the seconds it waited for a slot once it has
-        ended (or its error). A job cancelled while it waits leaves the line at the next
-        step of any other."""
-        entry = _Entry(job)
+    def submit(self, job: Job[S]) -> None:
+        """Queue ``job``; the scheduler calls its ``end`` when it is over. A job cancelled
+        while it waits for a slot leaves the line at the next step of any other (while
+        all slots are taken, steps are being made)."""
         with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._serve, name="avatarium-llm", daemon=True
                 )
                 self._thread.start()
-            self._waiting.append(entry)
+            self._waiting.append(_Entry(job))
             self._cond.notify_all()
-        return entry.future
 
-    def _next(self) -> _Entry:
-        """Admit waiting replies while slots are free, then pick whose step is next
-        (blocks while there is nothing to do). Called with the lock held."""
+    def _next(self) -> tuple[_Entry[S], S]:
+        """Admit waiting replies while slots are free, then pick whose step is next and
+        its slot (blocks while there is nothing to do). Called with the lock held."""
         while True:
             for entry in [e for e in self._waiting if e.job.cancelled.is_set()]:
                 self._waiting.remove(entry)  # its listener left before it began
-                entry.future.set_result(time.perf_counter() - entry.arrived)
+                _end(entry.job, time.perf_counter() - entry.arrived, None)
             while self._waiting and self._free:
                 entry = self._waiting.popleft()
                 slot = max(self._free, key=entry.job.fit)
@@ -118,38 +111,34 @@ class Scheduler(Generic[S]):
                 entry.slot = slot
                 entry.waited = time.perf_counter() - entry.arrived
                 self._active.append(entry)
-            for entry in self._active:
-                if entry.job.starting:
-                    return entry  # the first to arrive of those not yet speaking
-            if self._active:
-                entry = self._active.popleft()
-                self._active.append(entry)  # round-robin among the speaking
-                return entry
-            self._cond.wait(_POLL_S if self._waiting else None)
+            # The first to arrive of those not yet speaking, else round-robin.
+            chosen = next((e for e in self._active if e.job.starting), None)
+            if chosen is None and self._active:
+                chosen = self._active.popleft()
+                self._active.append(chosen)
+            if chosen is not None:
+                assert chosen.slot is not None
+                return chosen, chosen.slot
+            self._cond.wait()
 
     def _serve(self) -> None:
         while True:
             with self._cond:
-                entry = self._next()
-            job = entry.job
+                entry, slot = self._next()
             error: BaseException | None = None
             try:
-                if not entry.begun:
-                    entry.begun = True
-                    job.begin(entry.slot)
-                finished = job.step()
+                finished = entry.job.step(slot)
             except BaseException as failure:  # handed to the reply that asked
                 error, finished = failure, True
-            if not finished:
-                continue
-            try:
-                job.end()
-            except BaseException as failure:
-                error = error or failure
-            with self._cond:
-                self._active.remove(entry)
-                self._free.append(entry.slot)  # type: ignore[arg-type]
-            if error is None:
-                entry.future.set_result(entry.waited)
-            else:
-                entry.future.set_exception(error)
+            if finished:
+                _end(entry.job, entry.waited, error)
+                with self._cond:
+                    self._active.remove(entry)
+                    self._free.append(slot)
+
+
+def _end(job: Job[S], waited_s: float, error: BaseException | None) -> None:
+    try:
+        job.end(waited_s, error)
+    except BaseException:  # the engine's thread must go on serving the others
+        log.exception("a reply failed to end cleanly")

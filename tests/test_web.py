@@ -123,15 +123,15 @@ def test_talking_to_aria_in_the_browser(
     assert len(set(recorded["shapes"]) - {"rest"}) >= 3, recorded["shapes"]
     assert page.text_content("#transcript li.assistant .text")
 
-    # Past the account's requests a minute: the countdown, with sending disabled. So far:
-    # the avatar list read with the key once it was typed, conversation, client token, one
-    # turn. The limit comes down from the free tier's 10 to 6 (read from the account at
-    # every request), so two more turns fill the minute however slowly a busy machine
-    # answers them (at 10, seven turns had to fit in the minute).
+    # Past the account's requests a minute: the countdown, with sending disabled. The limit
+    # comes down to one request a minute (read from the account at every request), so the
+    # countdown comes at the first turn, or at the second if the page's earlier requests
+    # have already left the minute on a slow machine, however slowly turns are answered
+    # (at the free tier's 10, seven turns had to fit in one minute).
     env = {**os.environ, "AVATARIUM_DATA_DIR": str(tmp_path)}  # the served server's
     env.pop("AVATARIUM_DATABASE_URL", None)
     subprocess.run(
-        [sys.executable, "-m", "avatarium.cli", "accounts", "set-limits", "default", "--rpm", "6"],
+        [sys.executable, "-m", "avatarium.cli", "accounts", "set-limits", "default", "--rpm", "1"],
         env=env, check=True, capture_output=True,
     )  # fmt: skip
 
@@ -147,7 +147,7 @@ def test_talking_to_aria_in_the_browser(
         wait_until(lambda: page.is_enabled("#send") or counting_down(), 30, "the turn to finish")
         if counting_down():
             break
-    assert turn == 2, turn  # the 7th request of the minute was the first refused
+    assert turn <= 1, turn  # refused once the minute's one request was used
     first = page.text_content("#problem-text") or ""
     assert not page.is_enabled("#send")
     seconds = int(first.split("send again in ")[1].split(" ")[0])
